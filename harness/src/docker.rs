@@ -1,0 +1,268 @@
+//! Thin, labelled access to the Docker engine: the harness's only runtime dependency.
+
+use std::collections::HashMap;
+
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::{ContainerCreateBody, ContainerSummary, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+
+use crate::error::{Error, Result};
+
+pub const LABEL_LAB: &str = "calico-lab.lab";
+pub const LABEL_DEVICE: &str = "calico-lab.device";
+pub const LABEL_ROLE: &str = "calico-lab.role";
+pub const LABEL_RUN: &str = "calico-lab.run";
+pub const LABEL_TOPOLOGY: &str = "calico-lab.topology";
+
+/// Connects to the local engine and agrees on an API version it speaks.
+pub async fn connect() -> Result<Docker> {
+    let unreachable = |detail: String| {
+        Error::Environment {
+        what: format!("no Docker engine answers ({detail})"),
+        fix: "run `sudo ci/bootstrap` (installs docker.io and starts dockerd --bridge=none), or start your engine and set DOCKER_HOST".into(),
+    }
+    };
+    let docker = Docker::connect_with_local_defaults().map_err(|e| unreachable(e.to_string()))?;
+    let docker = docker
+        .negotiate_version()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    docker
+        .ping()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    Ok(docker)
+}
+
+/// A lab container: isolated from every Docker network, with just the rights that
+/// network namespaces, veths and per-interface sysctls need (`--privileged` is
+/// refused on some engines and grants far more).
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub hostname: String,
+    pub image: String,
+    pub cmd: Vec<String>,
+    pub labels: HashMap<String, String>,
+    /// Sees host PIDs: only the short-lived wiring helper.
+    pub host_pid: bool,
+}
+
+impl ContainerSpec {
+    fn body(&self) -> ContainerCreateBody {
+        let mut cap_add = vec![
+            "NET_ADMIN".to_string(),
+            "NET_RAW".into(),
+            "SYS_ADMIN".into(),
+        ];
+        if self.host_pid {
+            // nsenter into other containers' namespaces.
+            cap_add.push("SYS_PTRACE".into());
+        }
+        let sysctls = (!self.host_pid).then(|| {
+            [
+                ("net.ipv4.ip_forward", "1"),
+                ("net.ipv4.conf.all.rp_filter", "0"),
+                ("net.ipv4.conf.default.rp_filter", "0"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+        });
+        ContainerCreateBody {
+            image: Some(self.image.clone()),
+            hostname: Some(self.hostname.clone()),
+            cmd: Some(self.cmd.clone()),
+            labels: Some(self.labels.clone()),
+            network_disabled: None,
+            host_config: Some(HostConfig {
+                network_mode: Some("none".into()),
+                pid_mode: self.host_pid.then(|| "host".to_string()),
+                cap_add: Some(cap_add),
+                security_opt: Some(vec![
+                    "apparmor=unconfined".into(),
+                    "seccomp=unconfined".into(),
+                ]),
+                // `systempaths=unconfined`: a writable /proc/sys for per-interface sysctls.
+                masked_paths: Some(vec![]),
+                readonly_paths: Some(vec![]),
+                sysctls,
+                init: Some(false),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+/// Creates and starts a container; returns its id.
+pub async fn run(docker: &Docker, spec: &ContainerSpec) -> Result<String> {
+    let options = CreateContainerOptionsBuilder::default()
+        .name(&spec.name)
+        .build();
+    let created = docker
+        .create_container(Some(options), spec.body())
+        .await
+        .map_err(Error::docker(format!("create container {}", spec.name)))?;
+    docker
+        .start_container(&created.id, None)
+        .await
+        .map_err(Error::docker(format!("start container {}", spec.name)))?;
+    Ok(created.id)
+}
+
+/// The host PID of a running container's first process.
+pub async fn pid(docker: &Docker, container: &str) -> Result<u32> {
+    let info = docker
+        .inspect_container(container, None)
+        .await
+        .map_err(Error::docker(format!("inspect container {container}")))?;
+    info.state
+        .and_then(|s| s.pid)
+        .filter(|pid| *pid > 0)
+        .and_then(|pid| u32::try_from(pid).ok())
+        .ok_or_else(|| Error::Lab {
+            lab: container.to_string(),
+            message: format!("container {container} is not running"),
+        })
+}
+
+/// What a command run in a container printed, and how it ended.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOutput {
+    pub exit_code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ExecOutput {
+    pub fn success(&self) -> bool {
+        self.exit_code == 0
+    }
+}
+
+/// Runs `cmd` in `container` and waits for it.
+pub async fn exec(docker: &Docker, container: &str, cmd: &[&str]) -> Result<ExecOutput> {
+    let context = || format!("exec `{}` in {container}", cmd.join(" "));
+    let created = docker
+        .create_exec(
+            container,
+            CreateExecOptions {
+                cmd: Some(cmd.to_vec()),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(Error::docker(context()))?;
+    let mut out = ExecOutput::default();
+    if let StartExecResults::Attached { mut output, .. } = docker
+        .start_exec(&created.id, None)
+        .await
+        .map_err(Error::docker(context()))?
+    {
+        while let Some(chunk) = output.next().await {
+            match chunk.map_err(Error::docker(context()))? {
+                bollard::container::LogOutput::StdErr { message } => {
+                    out.stderr += &String::from_utf8_lossy(&message)
+                }
+                other => out.stdout += &String::from_utf8_lossy(&other.into_bytes()),
+            }
+        }
+    }
+    let inspected = docker
+        .inspect_exec(&created.id)
+        .await
+        .map_err(Error::docker(context()))?;
+    out.exit_code = inspected.exit_code.unwrap_or(-1);
+    Ok(out)
+}
+
+/// Writes one file into a container (created or running).
+pub async fn upload_file(
+    docker: &Docker,
+    container: &str,
+    path: &str,
+    contents: &[u8],
+) -> Result<()> {
+    let (dir, file) = path.rsplit_once('/').unwrap_or(("/", path));
+    let mut header = tar::Header::new_gnu();
+    header.set_size(contents.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_cksum();
+    let mut archive = tar::Builder::new(Vec::new());
+    archive
+        .append_data(&mut header, file, contents)
+        .map_err(Error::io(format!("pack {path}")))?;
+    let archive = archive
+        .into_inner()
+        .map_err(Error::io(format!("pack {path}")))?;
+    let options = UploadToContainerOptionsBuilder::default()
+        .path(if dir.is_empty() { "/" } else { dir })
+        .build();
+    docker
+        .upload_to_container(container, Some(options), bollard::body_full(archive.into()))
+        .await
+        .map_err(Error::docker(format!("write {path} into {container}")))
+}
+
+/// Every container carrying all of `labels` (`key` or `key=value`), running or not.
+pub async fn list(docker: &Docker, labels: &[String]) -> Result<Vec<ContainerSummary>> {
+    let filters = HashMap::from([("label".to_string(), labels.to_vec())]);
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    docker
+        .list_containers(Some(options))
+        .await
+        .map_err(Error::docker("list containers"))
+}
+
+/// Removes containers (killing them first), all at once; already-gone ones are fine.
+pub async fn remove(docker: &Docker, containers: &[String]) -> Result<()> {
+    let options = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
+    let removals = containers.iter().map(|c| {
+        let options = options.clone();
+        async move {
+            match docker.remove_container(c, Some(options)).await {
+                Ok(()) => Ok(()),
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => Ok(()),
+                Err(e) => Err(Error::docker(format!("remove container {c}"))(e)),
+            }
+        }
+    });
+    futures_util::future::join_all(removals)
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// The last lines a container logged (for artifacts and error messages).
+pub async fn logs(docker: &Docker, container: &str, tail: usize) -> Result<String> {
+    let options = bollard::query_parameters::LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .tail(&tail.to_string())
+        .build();
+    let mut stream = docker.logs(container, Some(options));
+    let mut text = String::new();
+    while let Some(chunk) = stream.next().await {
+        text += &chunk
+            .map_err(Error::docker(format!("logs of {container}")))?
+            .to_string();
+    }
+    Ok(text)
+}

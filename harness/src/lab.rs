@@ -1,0 +1,594 @@
+//! A running lab: its containers, wiring and routers, and its teardown.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+
+use crate::docker::{
+    self, ContainerSpec, ExecOutput, LABEL_DEVICE, LABEL_LAB, LABEL_ROLE, LABEL_RUN, LABEL_TOPOLOGY,
+};
+use crate::error::{Error, Result};
+use crate::image;
+use crate::render::frr_conf;
+use crate::topology::Topology;
+use crate::wiring::{WiringPlan, FABRIC_DEVICE};
+
+/// Whether a lab outlives its handle (`CALICO_LAB_KEEP`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeepPolicy {
+    /// Always tear down (the default).
+    #[default]
+    Never,
+    /// Keep the lab when the test panicked or bring-up failed, for debugging.
+    OnFailure,
+    Always,
+}
+
+impl FromStr for KeepPolicy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "never" => Ok(Self::Never),
+            "on-failure" => Ok(Self::OnFailure),
+            "always" => Ok(Self::Always),
+            other => Err(Error::Input(format!(
+                "keep policy '{other}' is not one of never, on-failure, always"
+            ))),
+        }
+    }
+}
+
+impl KeepPolicy {
+    /// `CALICO_LAB_KEEP`, or `never` when unset.
+    pub fn from_env() -> Result<Self> {
+        match std::env::var("CALICO_LAB_KEEP") {
+            Ok(value) if !value.is_empty() => value.parse(),
+            _ => Ok(Self::Never),
+        }
+    }
+}
+
+/// How to bring a lab up.
+#[derive(Debug, Clone, Default)]
+pub struct LabOptions {
+    /// Lab name (container name prefix); the topology's name by default.
+    pub name: Option<String>,
+    pub keep: KeepPolicy,
+    /// The lab outlives this process until `calico-lab down` (what `calico-lab up` does).
+    pub detached: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MemberRole {
+    Router,
+    Node,
+    Fabric,
+}
+
+impl MemberRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberRole::Router => "router",
+            MemberRole::Node => "node",
+            MemberRole::Fabric => "fabric",
+        }
+    }
+}
+
+/// One container of a lab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub device: String,
+    pub container: String,
+    pub role: MemberRole,
+}
+
+/// How long each phase of bring-up took.
+#[derive(Debug, Clone, Default)]
+pub struct UpTimings {
+    pub image: Duration,
+    pub containers: Duration,
+    pub wiring: Duration,
+    pub routers: Duration,
+}
+
+/// A lab brought up from a topology. Dropping it tears it down unless its
+/// [`KeepPolicy`] says otherwise.
+pub struct Lab {
+    docker: Docker,
+    name: String,
+    run: RunId,
+    topology: Topology,
+    members: Vec<Member>,
+    keep: KeepPolicy,
+    failed: bool,
+    torn_down: bool,
+    pub timings: UpTimings,
+}
+
+impl Lab {
+    /// Builds the image if needed, removes what killed runs of this lab left, then
+    /// starts every container, wires the fabric and starts the routers.
+    pub async fn up(topology: Topology, options: LabOptions) -> Result<Lab> {
+        let name = options
+            .name
+            .clone()
+            .unwrap_or_else(|| topology.name.clone());
+        check_lab_name(&name)?;
+        let docker = docker::connect().await?;
+        let started = Instant::now();
+        let image = image::ensure_image(&docker).await?;
+        let image_time = started.elapsed();
+        sweep(&docker, &name).await?;
+        let run = if options.detached {
+            RunId::detached()
+        } else {
+            RunId::current()
+        };
+        let members = members(&topology, &name);
+        let mut lab = Lab {
+            docker,
+            name,
+            run,
+            topology,
+            members,
+            keep: options.keep,
+            failed: false,
+            torn_down: false,
+            timings: UpTimings {
+                image: image_time,
+                ..Default::default()
+            },
+        };
+        if let Err(e) = lab.start(&image.tag).await {
+            lab.failed = true;
+            return Err(e);
+        }
+        Ok(lab)
+    }
+
+    async fn start(&mut self, image: &str) -> Result<()> {
+        let phase = Instant::now();
+        let specs: Vec<ContainerSpec> = self.members.iter().map(|m| self.spec(image, m)).collect();
+        let started =
+            futures_util::future::join_all(specs.iter().map(|s| docker::run(&self.docker, s)))
+                .await;
+        started.into_iter().collect::<Result<Vec<_>>>()?;
+        self.timings.containers = phase.elapsed();
+
+        let phase = Instant::now();
+        self.wire(image).await?;
+        self.timings.wiring = phase.elapsed();
+
+        let phase = Instant::now();
+        let routers = self.members.iter().filter(|m| m.role == MemberRole::Router);
+        let starts = routers.map(|m| self.start_router(m));
+        futures_util::future::join_all(starts)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>>>()?;
+        self.timings.routers = phase.elapsed();
+        Ok(())
+    }
+
+    /// Writes the router's rendered `frr.conf` and starts FRR on it.
+    async fn start_router(&self, m: &Member) -> Result<()> {
+        let conf = frr_conf(&self.topology, &m.device);
+        docker::upload_file(
+            &self.docker,
+            &m.container,
+            "/etc/frr/frr.conf",
+            conf.as_bytes(),
+        )
+        .await?;
+        let out = docker::exec(
+            &self.docker,
+            &m.container,
+            &["/usr/lib/frr/frrinit.sh", "start"],
+        )
+        .await?;
+        if out.success() {
+            Ok(())
+        } else {
+            Err(self.error(format!(
+                "FRR did not start on {}: {}{}",
+                m.device, out.stdout, out.stderr
+            )))
+        }
+    }
+
+    fn spec(&self, image: &str, m: &Member) -> ContainerSpec {
+        ContainerSpec {
+            name: m.container.clone(),
+            hostname: m.device.clone(),
+            image: image.to_string(),
+            cmd: vec!["sleep".into(), "infinity".into()],
+            labels: self.labels(&m.device, m.role.as_str()),
+            host_pid: false,
+        }
+    }
+
+    fn labels(&self, device: &str, role: &str) -> HashMap<String, String> {
+        HashMap::from([
+            (LABEL_LAB.to_string(), self.name.clone()),
+            (LABEL_DEVICE.to_string(), device.to_string()),
+            (LABEL_ROLE.to_string(), role.to_string()),
+            (LABEL_RUN.to_string(), self.run.0.clone()),
+            (LABEL_TOPOLOGY.to_string(), self.topology.hash()),
+        ])
+    }
+
+    /// Runs the wiring plan in a short-lived helper that sees host PIDs.
+    async fn wire(&self, image: &str) -> Result<()> {
+        let mut pids = BTreeMap::new();
+        for m in &self.members {
+            pids.insert(
+                m.device.clone(),
+                docker::pid(&self.docker, &m.container).await?,
+            );
+        }
+        let script = WiringPlan::new(&self.topology)
+            .script(&pids)
+            .map_err(|e| self.error(e))?;
+        let helper = ContainerSpec {
+            name: format!("{}-wiring-{}", self.name, std::process::id()),
+            hostname: "wiring".into(),
+            image: image.to_string(),
+            // Ends by itself should this process die before removing it.
+            cmd: vec!["sleep".into(), "120".into()],
+            labels: self.labels("wiring", "helper"),
+            host_pid: true,
+        };
+        docker::run(&self.docker, &helper).await?;
+        let result = docker::exec(&self.docker, &helper.name, &["sh", "-c", &script]).await;
+        docker::remove(&self.docker, std::slice::from_ref(&helper.name)).await?;
+        let out = result?;
+        if out.success() {
+            Ok(())
+        } else {
+            Err(self.error(format!(
+                "wiring failed ({}): {}{}",
+                out.exit_code, out.stdout, out.stderr
+            )))
+        }
+    }
+
+    fn error(&self, message: String) -> Error {
+        Error::Lab {
+            lab: self.name.clone(),
+            message,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn run_id(&self) -> &str {
+        &self.run.0
+    }
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    pub fn member(&self, device: &str) -> Result<&Member> {
+        self.members
+            .iter()
+            .find(|m| m.device == device)
+            .ok_or_else(|| Error::Input(format!("lab {} has no member '{device}'", self.name)))
+    }
+
+    /// Runs a command on a member and waits for it.
+    pub async fn exec(&self, device: &str, cmd: &[&str]) -> Result<ExecOutput> {
+        docker::exec(&self.docker, &self.member(device)?.container, cmd).await
+    }
+
+    /// BGP session states a router reports, by peer address (`show bgp summary json`).
+    pub async fn router_sessions(&self, router: &str) -> Result<BTreeMap<Ipv4Addr, String>> {
+        let out = self
+            .exec(router, &["vtysh", "-c", "show bgp summary json"])
+            .await?;
+        parse_bgp_summary(&out.stdout).map_err(|e| self.error(format!("{router}: {e}")))
+    }
+
+    /// Polls until every router reports all its router-to-router sessions
+    /// Established, or `budget` runs out; returns how long it took.
+    pub async fn wait_for_fabric(&self, budget: Duration) -> Result<Duration> {
+        let started = Instant::now();
+        loop {
+            let mut missing = Vec::new();
+            for (_, router) in self.topology.routers() {
+                let sessions = self.router_sessions(&router.name).await.unwrap_or_default();
+                for n in self
+                    .topology
+                    .bgp_neighbors(&router.name)
+                    .iter()
+                    .filter(|n| !n.rr_client)
+                {
+                    let state = sessions
+                        .get(&n.address)
+                        .map(String::as_str)
+                        .unwrap_or("absent");
+                    if state != "Established" {
+                        missing.push(format!(
+                            "  {} -> {} ({}): {state}",
+                            router.name, n.device, n.address
+                        ));
+                    }
+                }
+            }
+            if missing.is_empty() {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() >= budget {
+                return Err(Error::Timeout {
+                    wait: format!("lab {}: fabric BGP sessions Established", self.name),
+                    seconds: budget.as_secs_f64(),
+                    last: missing.join("\n"),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Removes every container of this run.
+    pub async fn down(mut self) -> Result<()> {
+        self.torn_down = true;
+        remove_run(&self.docker, &self.run.0).await
+    }
+
+    /// Lets the lab outlive this handle (for `calico-lab up`).
+    pub fn release(mut self) {
+        self.torn_down = true;
+    }
+
+    /// Marks the lab failed, so that `KeepPolicy::OnFailure` keeps it.
+    pub fn mark_failed(&mut self) {
+        self.failed = true;
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.torn_down {
+            return;
+        }
+        let failed = self.failed || std::thread::panicking();
+        let keep = match self.keep {
+            KeepPolicy::Always => true,
+            KeepPolicy::OnFailure => failed,
+            KeepPolicy::Never => false,
+        };
+        if keep {
+            eprintln!(
+                "calico-lab: keeping lab {} (run {}); remove it with `calico-lab down --name {}`",
+                self.name, self.run.0, self.name
+            );
+            return;
+        }
+        // Drop may run inside a runtime (or while unwinding): tear down on a thread
+        // with a runtime of its own.
+        let run = self.run.0.clone();
+        let teardown = std::thread::spawn(move || -> Result<()> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(Error::io("start a runtime for teardown"))?;
+            runtime.block_on(async {
+                let docker = docker::connect().await?;
+                remove_run(&docker, &run).await
+            })
+        });
+        match teardown.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("calico-lab: teardown of lab {} failed: {e}", self.name),
+            Err(_) => eprintln!("calico-lab: teardown of lab {} panicked", self.name),
+        }
+    }
+}
+
+/// Every container of a topology's lab, named as kind would name the nodes of a
+/// cluster called `lab`.
+pub fn members(t: &Topology, lab: &str) -> Vec<Member> {
+    let prefix = format!("{}-", t.name);
+    let mut members = vec![Member {
+        device: FABRIC_DEVICE.into(),
+        container: format!("{lab}-{FABRIC_DEVICE}"),
+        role: MemberRole::Fabric,
+    }];
+    members.extend(t.routers().map(|(_, r)| Member {
+        device: r.name.clone(),
+        container: format!("{lab}-{}", r.name),
+        role: MemberRole::Router,
+    }));
+    members.extend(t.nodes().map(|(_, n)| Member {
+        device: n.name.clone(),
+        container: format!("{lab}-{}", n.name.strip_prefix(&prefix).unwrap_or(&n.name)),
+        role: MemberRole::Node,
+    }));
+    members
+}
+
+fn check_lab_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 40
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Input(format!(
+            "lab name '{name}' must be 1 to 40 lower-case letters, digits and '-', not starting with '-'"
+        )))
+    }
+}
+
+/// Parses FRR's `show bgp summary json` into peer address -> state.
+pub fn parse_bgp_summary(json: &str) -> std::result::Result<BTreeMap<Ipv4Addr, String>, String> {
+    let value: serde_json::Value = serde_json::from_str(json)
+        .map_err(|e| format!("show bgp summary json is not JSON: {e}"))?;
+    let Some(peers) = value
+        .pointer("/ipv4Unicast/peers")
+        .and_then(|p| p.as_object())
+    else {
+        return Ok(BTreeMap::new());
+    };
+    Ok(peers
+        .iter()
+        .filter_map(|(addr, peer)| {
+            let state = peer.get("state")?.as_str()?.to_string();
+            Some((addr.parse().ok()?, state))
+        })
+        .collect())
+}
+
+/// Identifies the process that owns a lab: `<host>-<pid>-<start time>`, or
+/// `detached-...` for labs that live until `calico-lab down`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunId(pub String);
+
+impl RunId {
+    pub fn current() -> Self {
+        let pid = std::process::id();
+        RunId(format!(
+            "{}-{pid}-{}",
+            hostname(),
+            process_start(pid).unwrap_or(0)
+        ))
+    }
+
+    pub fn detached() -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        RunId(format!("detached-{}-{now}", std::process::id()))
+    }
+
+    /// Whether the owner may still need the lab: detached labs, labs of other
+    /// hosts and labs whose owning process still runs.
+    pub fn is_alive(&self) -> bool {
+        if self.0.starts_with("detached-") {
+            return true;
+        }
+        let mut parts = self.0.rsplitn(3, '-');
+        let (Some(start), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return false;
+        };
+        if host != hostname() {
+            return true;
+        }
+        match (pid.parse::<u32>(), start.parse::<u64>()) {
+            (Ok(pid), Ok(start)) => process_start(pid) == Some(start),
+            _ => false,
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// A process's start time in clock ticks since boot (field 22 of /proc/PID/stat),
+/// which tells a live owner from a recycled PID.
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces: count fields after its closing parenthesis.
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
+async fn remove_run(docker: &Docker, run: &str) -> Result<()> {
+    let containers = docker::list(docker, &[format!("{LABEL_RUN}={run}")]).await?;
+    let names: Vec<String> = containers.into_iter().filter_map(|c| c.id).collect();
+    docker::remove(docker, &names).await
+}
+
+/// Removes what killed runs of lab `name` left; refuses while a live run uses the name.
+async fn sweep(docker: &Docker, name: &str) -> Result<()> {
+    let containers = docker::list(docker, &[format!("{LABEL_LAB}={name}")]).await?;
+    let mut dead = Vec::new();
+    for c in containers {
+        let run = RunId(
+            c.labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_RUN))
+                .cloned()
+                .unwrap_or_default(),
+        );
+        if run.is_alive() {
+            return Err(Error::Input(format!(
+                "lab '{name}' is already running (run {}); choose another name, or remove it with `calico-lab down --name {name}`",
+                run.0
+            )));
+        }
+        dead.extend(c.id);
+    }
+    if !dead.is_empty() {
+        tracing::info!(
+            "lab {name}: removing {} container(s) left by a killed run",
+            dead.len()
+        );
+        docker::remove(docker, &dead).await?;
+    }
+    Ok(())
+}
+
+/// Removes every container of lab `name`, whoever owns it; returns their names.
+pub async fn down(name: &str) -> Result<Vec<String>> {
+    let docker = docker::connect().await?;
+    let containers = docker::list(&docker, &[format!("{LABEL_LAB}={name}")]).await?;
+    let ids: Vec<String> = containers.iter().filter_map(|c| c.id.clone()).collect();
+    docker::remove(&docker, &ids).await?;
+    Ok(container_names(&containers))
+}
+
+/// Removes every labelled container whose run is gone; returns their names.
+pub async fn gc() -> Result<Vec<String>> {
+    let docker = docker::connect().await?;
+    let containers = docker::list(&docker, &[LABEL_LAB.to_string()]).await?;
+    let gone: Vec<_> = containers
+        .into_iter()
+        .filter(|c| {
+            let run = c
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_RUN))
+                .cloned()
+                .unwrap_or_default();
+            !RunId(run).is_alive()
+        })
+        .collect();
+    let ids: Vec<String> = gone.iter().filter_map(|c| c.id.clone()).collect();
+    docker::remove(&docker, &ids).await?;
+    Ok(container_names(&gone))
+}
+
+fn container_names(containers: &[bollard::models::ContainerSummary]) -> Vec<String> {
+    containers
+        .iter()
+        .filter_map(|c| {
+            c.names
+                .as_ref()?
+                .first()
+                .map(|n| n.trim_start_matches('/').to_string())
+        })
+        .collect()
+}

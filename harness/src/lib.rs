@@ -1,0 +1,14 @@
+//! calico-lab: a leaf/spine BGP fabric with a Calico cluster, brought up in Docker
+//! and checked by named scenarios.
+
+pub mod docker;
+pub mod error;
+pub mod image;
+pub mod lab;
+pub mod render;
+pub mod topology;
+pub mod wiring;
+
+pub use error::{Error, Result};
+pub use lab::{KeepPolicy, Lab, LabOptions};
+pub use topology::Topology;

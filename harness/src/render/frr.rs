@@ -1,0 +1,61 @@
+//! FRR `frr.conf` for a router of the emulated flavor.
+
+use crate::topology::Topology;
+
+/// The complete `frr.conf` of `router` (empty for an unknown router). Interfaces
+/// come from the wiring, so only BGP is configured here.
+///
+/// Rack nodes are explicit neighbors rather than a `bgp listen range`: explicit
+/// neighbors appear in `show bgp summary` even while down, so a node that never
+/// connects shows up as a missing session instead of being invisible, and the
+/// config reads like the VyOS one of the kind flavor.
+pub fn frr_conf(t: &Topology, router: &str) -> String {
+    let Some((role, r)) = t.router(router) else {
+        return String::new();
+    };
+    let mut neighbors = t.bgp_neighbors(router);
+    neighbors.sort_by_key(|n| n.address);
+    let mut lines = vec![
+        format!(
+            "! {} {}: rendered by calico-lab from topology '{}'",
+            role.as_str(),
+            r.name,
+            t.name
+        ),
+        "frr version 8.4".into(),
+        "frr defaults datacenter".into(),
+        format!("hostname {}", r.name),
+        "log file /var/log/frr/frr.log informational".into(),
+        "service integrated-vtysh-config".into(),
+        "!".into(),
+        "ip forwarding".into(),
+        "!".into(),
+        format!("router bgp {}", r.asn),
+        format!(" bgp router-id {}", r.router_id),
+        " bgp log-neighbor-changes".into(),
+        " no bgp ebgp-requires-policy".into(),
+        // The spines have different AS numbers: without this there is no ECMP.
+        " bgp bestpath as-path multipath-relax".into(),
+    ];
+    for n in &neighbors {
+        lines.push(format!(" neighbor {} remote-as {}", n.address, n.asn));
+        lines.push(format!(" neighbor {} description {}", n.address, n.device));
+    }
+    lines.push(" !".into());
+    lines.push(" address-family ipv4 unicast".into());
+    for net in t.announced_networks(router) {
+        lines.push(format!("  network {net}"));
+    }
+    for n in neighbors.iter().filter(|n| n.rr_client) {
+        lines.push(format!("  neighbor {} route-reflector-client", n.address));
+        lines.push(format!("  neighbor {} next-hop-self", n.address));
+    }
+    lines.extend([
+        "  maximum-paths 16".into(),
+        "  maximum-paths ibgp 16".into(),
+        " exit-address-family".into(),
+        "exit".into(),
+        "!".into(),
+    ]);
+    lines.join("\n") + "\n"
+}

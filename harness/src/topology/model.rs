@@ -1,0 +1,187 @@
+//! The topology file's types, exactly as written in YAML.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+/// A leaf/spine fabric with a Kubernetes cluster running Calico: the one model
+/// from which every config, wiring step and expectation is derived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Topology {
+    /// Lab name: the kind cluster name and the default prefix of container names.
+    pub name: String,
+    #[serde(default)]
+    pub kubernetes: Kubernetes,
+    pub calico: Calico,
+    pub spines: Vec<Router>,
+    pub leafs: Vec<Router>,
+    pub racks: Vec<Rack>,
+    #[serde(default)]
+    pub links: Vec<Link>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Kubernetes {
+    /// kind node image (kind flavor only).
+    #[serde(default = "default_node_image")]
+    pub node_image: String,
+}
+
+impl Default for Kubernetes {
+    fn default() -> Self {
+        Self {
+            node_image: default_node_image(),
+        }
+    }
+}
+
+fn default_node_image() -> String {
+    "kindest/node:v1.27.3".to_string()
+}
+
+/// Calico's settings for the cluster, named as Calico's resources name them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Calico {
+    /// Calico release, e.g. `v3.23.2` (the kind flavor applies its manifest).
+    pub version: String,
+    /// The IPv4 pool; also kind's `podSubnet`.
+    pub pod_cidr: Ipv4Net,
+    #[serde(default = "default_block_size")]
+    pub block_size: u8,
+    #[serde(default = "never")]
+    pub ipip_mode: String,
+    #[serde(default = "never")]
+    pub vxlan_mode: String,
+    /// Calico's default is a full mesh; route-reflector labs turn it off.
+    #[serde(default = "yes")]
+    pub node_to_node_mesh_enabled: bool,
+    /// BGPConfiguration `asNumber`: nodes whose rack leaf gives none fall back to it.
+    #[serde(default)]
+    pub as_number: Option<u32>,
+    #[serde(default = "info")]
+    pub log_severity_screen: String,
+    #[serde(default, rename = "serviceClusterIPs")]
+    pub service_cluster_ips: Vec<Ipv4Net>,
+    #[serde(default, rename = "serviceExternalIPs")]
+    pub service_external_ips: Vec<Ipv4Net>,
+    #[serde(default)]
+    pub bgp_peers: Vec<BgpPeer>,
+}
+
+fn default_block_size() -> u8 {
+    26
+}
+fn never() -> String {
+    "Never".to_string()
+}
+fn yes() -> bool {
+    true
+}
+fn info() -> String {
+    "Info".to_string()
+}
+
+/// A Calico BGPPeer: which nodes peer with which router.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BgpPeer {
+    pub name: String,
+    #[serde(rename = "peerIP")]
+    pub peer_ip: Ipv4Addr,
+    pub as_number: u32,
+    #[serde(default)]
+    pub node_selector: Option<String>,
+    #[serde(default)]
+    pub node: Option<String>,
+}
+
+/// A spine or leaf switch (FRR on the emulated flavor, VyOS on kind).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Router {
+    pub name: String,
+    pub asn: u32,
+    pub router_id: Ipv4Addr,
+}
+
+/// One L2 segment behind a leaf: the leaf's gateway address and the Kubernetes
+/// nodes on a bridge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rack {
+    pub name: String,
+    /// The leaf (ToR) that routes this rack and reflects its nodes' routes.
+    pub leaf: String,
+    /// The leaf's interface on the rack bridge.
+    pub leaf_interface: String,
+    /// The leaf's address on the rack segment: the nodes' default gateway.
+    pub gateway: Ipv4Addr,
+    pub subnet: Ipv4Net,
+    /// The Linux bridge that carries the segment.
+    pub bridge: String,
+    /// Kubernetes labels every node of the rack carries (BGPPeer selectors use them).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub nodes: Vec<Node>,
+}
+
+/// A Kubernetes node (a kind node, or an emulated calico-node container).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Node {
+    pub name: String,
+    pub role: NodeRole,
+    pub address: Ipv4Addr,
+    /// The node's interface on the rack bridge.
+    #[serde(default = "default_node_interface")]
+    pub interface: String,
+    /// Labels added to the rack's.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn default_node_interface() -> String {
+    "net0".to_string()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeRole {
+    ControlPlane,
+    Worker,
+}
+
+impl NodeRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeRole::ControlPlane => "control-plane",
+            NodeRole::Worker => "worker",
+        }
+    }
+}
+
+/// A point-to-point link between two routers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Link {
+    pub endpoints: [Endpoint; 2],
+    #[serde(default = "default_mtu")]
+    pub mtu: u32,
+}
+
+fn default_mtu() -> u32 {
+    1500
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Endpoint {
+    pub device: String,
+    pub interface: String,
+    pub address: Ipv4Net,
+}

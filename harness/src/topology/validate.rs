@@ -1,0 +1,464 @@
+//! Checks that a parsed topology holds together, before anything is built from it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use super::{Problem, Topology};
+
+/// Linux's limit on interface names (IFNAMSIZ - 1).
+pub const MAX_INTERFACE_NAME: usize = 15;
+
+/// Names the harness itself uses for containers of a lab.
+pub const RESERVED_DEVICE_NAMES: &[&str] = &["fabric"];
+
+/// Every problem of the topology, in file order; empty when it is valid.
+pub fn problems(t: &Topology) -> Vec<Problem> {
+    let mut c = Checker::default();
+    c.names(t);
+    c.racks(t);
+    c.links(t);
+    c.unique_addresses(t);
+    c.unique_router_ids(t);
+    c.disjoint_subnets(t);
+    c.calico(t);
+    c.problems
+}
+
+#[derive(Default)]
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn report(&mut self, path: impl Into<String>, reason: impl Into<String>) {
+        self.problems.push(Problem {
+            path: path.into(),
+            reason: reason.into(),
+        });
+    }
+
+    fn interface_name(&mut self, path: String, name: &str) {
+        if name.is_empty() || name.len() > MAX_INTERFACE_NAME {
+            self.report(
+                path,
+                format!(
+                    "interface name '{name}' has {} characters; Linux allows 1 to {MAX_INTERFACE_NAME}",
+                    name.len()
+                ),
+            );
+        } else if !name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+        {
+            self.report(
+                path,
+                format!("interface name '{name}' may only hold letters, digits, '-', '_' and '.'"),
+            );
+        }
+    }
+
+    fn names(&mut self, t: &Topology) {
+        if !is_dns_label(&t.name) {
+            self.report(
+                "name",
+                format!("lab name '{}' must be lower-case letters, digits and '-' (at most 40), starting with a letter or digit", t.name),
+            );
+        }
+        let mut seen: BTreeMap<&str, String> = BTreeMap::new();
+        let routers = t
+            .spines
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("spines[{i}].name"), &r.name))
+            .chain(
+                t.leafs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (format!("leafs[{i}].name"), &r.name)),
+            );
+        let nodes = t.racks.iter().enumerate().flat_map(|(i, rack)| {
+            rack.nodes
+                .iter()
+                .enumerate()
+                .map(move |(j, n)| (format!("racks[{i}].nodes[{j}].name"), &n.name))
+        });
+        for (path, name) in routers.chain(nodes) {
+            if !is_dns_label(name) {
+                self.report(&path, format!("device name '{name}' must be lower-case letters, digits and '-' (at most 40), starting with a letter or digit"));
+            } else if RESERVED_DEVICE_NAMES.contains(&name.as_str()) {
+                self.report(
+                    &path,
+                    format!("device name '{name}' is reserved for the harness"),
+                );
+            }
+            if let Some(first) = seen.get(name.as_str()) {
+                self.report(
+                    &path,
+                    format!("device name '{name}' is already used at {first}"),
+                );
+            } else {
+                seen.insert(name, path);
+            }
+        }
+        for (i, r) in t.routers().map(|(_, r)| r).enumerate() {
+            if r.asn == 0 {
+                let path = router_path(t, i, "asn");
+                self.report(path, "AS number 0 is reserved");
+            }
+        }
+    }
+
+    fn racks(&mut self, t: &Topology) {
+        let mut rack_names = BTreeSet::new();
+        let mut bridges = BTreeSet::new();
+        for (i, rack) in t.racks.iter().enumerate() {
+            let at = format!("racks[{i}]");
+            if !rack_names.insert(&rack.name) {
+                self.report(
+                    format!("{at}.name"),
+                    format!("rack name '{}' is used twice", rack.name),
+                );
+            }
+            match t.router(&rack.leaf) {
+                None => self.report(
+                    format!("{at}.leaf"),
+                    format!("'{}' is not a device of this topology", rack.leaf),
+                ),
+                Some((super::RouterRole::Spine, _)) => self.report(
+                    format!("{at}.leaf"),
+                    format!("'{}' is a spine; a rack hangs off a leaf", rack.leaf),
+                ),
+                Some(_) => {}
+            }
+            self.interface_name(format!("{at}.leafInterface"), &rack.leaf_interface);
+            self.interface_name(format!("{at}.bridge"), &rack.bridge);
+            if !bridges.insert(&rack.bridge) {
+                self.report(
+                    format!("{at}.bridge"),
+                    format!("bridge '{}' is used by another rack", rack.bridge),
+                );
+            }
+            // The bridge's ports are named after it: the longest must fit too.
+            let last_port = bridge_port_name(&rack.bridge, rack.nodes.len());
+            if rack.bridge.len() <= MAX_INTERFACE_NAME && last_port.len() > MAX_INTERFACE_NAME {
+                self.report(format!("{at}.bridge"), format!("bridge '{}' gives port name '{last_port}' ({} characters); Linux allows {MAX_INTERFACE_NAME}", rack.bridge, last_port.len()));
+            }
+            if !host_address_in(rack.gateway, rack.subnet) {
+                self.report(
+                    format!("{at}.gateway"),
+                    format!(
+                        "{} is not a host address of rack subnet {}",
+                        rack.gateway, rack.subnet
+                    ),
+                );
+            }
+            if rack.subnet != rack.subnet.trunc() {
+                self.report(
+                    format!("{at}.subnet"),
+                    format!(
+                        "{} has host bits set; did you mean {}?",
+                        rack.subnet,
+                        rack.subnet.trunc()
+                    ),
+                );
+            }
+            if rack.nodes.is_empty() {
+                self.report(format!("{at}.nodes"), "a rack needs at least one node");
+            }
+            for (j, node) in rack.nodes.iter().enumerate() {
+                let at = format!("{at}.nodes[{j}]");
+                if !host_address_in(node.address, rack.subnet) {
+                    self.report(
+                        format!("{at}.address"),
+                        format!("{} is outside rack subnet {}", node.address, rack.subnet),
+                    );
+                }
+                self.interface_name(format!("{at}.interface"), &node.interface);
+            }
+        }
+        if !t
+            .nodes()
+            .any(|(_, n)| n.role == super::NodeRole::ControlPlane)
+        {
+            self.report("racks", "the cluster needs a node with role control-plane");
+        }
+    }
+
+    fn links(&mut self, t: &Topology) {
+        // (device, interface) -> where it was first named
+        let mut interfaces: BTreeMap<(String, String), String> = t
+            .racks
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                (
+                    (r.leaf.clone(), r.leaf_interface.clone()),
+                    format!("racks[{i}].leafInterface"),
+                )
+            })
+            .collect();
+        for (i, link) in t.links.iter().enumerate() {
+            let [a, b] = &link.endpoints;
+            for (k, end) in link.endpoints.iter().enumerate() {
+                let at = format!("links[{i}].endpoints[{k}]");
+                if t.router(&end.device).is_none() {
+                    let hint = if t.nodes().any(|(_, n)| n.name == end.device) {
+                        " (nodes attach through their rack, not through links)"
+                    } else {
+                        ""
+                    };
+                    self.report(
+                        format!("{at}.device"),
+                        format!("'{}' is not a router of this topology{hint}", end.device),
+                    );
+                }
+                self.interface_name(format!("{at}.interface"), &end.interface);
+                if let Some(first) = interfaces.insert(
+                    (end.device.clone(), end.interface.clone()),
+                    format!("{at}.interface"),
+                ) {
+                    self.report(
+                        format!("{at}.interface"),
+                        format!(
+                            "{}:{} is already used at {first}",
+                            end.device, end.interface
+                        ),
+                    );
+                }
+                if !host_address_in(end.address.addr(), end.address) {
+                    self.report(
+                        format!("{at}.address"),
+                        format!("{} is not a host address of its subnet", end.address),
+                    );
+                }
+            }
+            if a.device == b.device {
+                self.report(
+                    format!("links[{i}].endpoints"),
+                    format!("both ends are on '{}'", a.device),
+                );
+            }
+            if a.address.trunc() != b.address.trunc() {
+                self.report(
+                    format!("links[{i}].endpoints[1].address"),
+                    format!("{} and {} are not in one subnet", a.address, b.address),
+                );
+            }
+            if !(68..=65535).contains(&link.mtu) {
+                self.report(
+                    format!("links[{i}].mtu"),
+                    format!("MTU {} is outside 68..65535", link.mtu),
+                );
+            }
+        }
+    }
+
+    fn unique_addresses(&mut self, t: &Topology) {
+        let mut seen: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
+        for (path, addr) in addresses(t) {
+            if let Some(first) = seen.get(&addr) {
+                self.report(&path, format!("address {addr} is already used at {first}"));
+            } else {
+                seen.insert(addr, path);
+            }
+        }
+    }
+
+    fn unique_router_ids(&mut self, t: &Topology) {
+        let mut seen: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
+        let routers = t
+            .routers()
+            .enumerate()
+            .map(|(i, (_, r))| (router_path(t, i, "routerId"), &r.name, r.router_id));
+        // calico-node uses the node address as BIRD's router id.
+        let nodes = t.racks.iter().enumerate().flat_map(|(i, rack)| {
+            rack.nodes
+                .iter()
+                .enumerate()
+                .map(move |(j, n)| (format!("racks[{i}].nodes[{j}].address"), &n.name, n.address))
+        });
+        let mut owner: BTreeMap<Ipv4Addr, &String> = BTreeMap::new();
+        for (path, device, id) in routers.chain(nodes) {
+            match seen.get(&id) {
+                Some(first) if owner.get(&id) != Some(&device) => {
+                    self.report(
+                        &path,
+                        format!(
+                            "router id {id} is also the router id of {} (at {first})",
+                            owner[&id]
+                        ),
+                    );
+                }
+                Some(_) => {}
+                None => {
+                    seen.insert(id, path);
+                    owner.insert(id, device);
+                }
+            }
+        }
+    }
+
+    fn disjoint_subnets(&mut self, t: &Topology) {
+        let mut subnets: Vec<(String, Ipv4Net)> = Vec::new();
+        subnets.extend(
+            t.racks
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (format!("racks[{i}].subnet"), r.subnet.trunc())),
+        );
+        subnets.extend(t.links.iter().enumerate().map(|(i, l)| {
+            (
+                format!("links[{i}].endpoints[0].address"),
+                l.endpoints[0].address.trunc(),
+            )
+        }));
+        subnets.push(("calico.podCidr".into(), t.calico.pod_cidr.trunc()));
+        subnets.extend(
+            t.calico
+                .service_cluster_ips
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (format!("calico.serviceClusterIPs[{i}]"), n.trunc())),
+        );
+        subnets.extend(
+            t.calico
+                .service_external_ips
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (format!("calico.serviceExternalIPs[{i}]"), n.trunc())),
+        );
+        for (k, (path, net)) in subnets.iter().enumerate() {
+            if let Some((first, other)) = subnets[..k]
+                .iter()
+                .find(|(_, o)| o.contains(net) || net.contains(o))
+            {
+                self.report(path, format!("subnet {net} overlaps {other} at {first}"));
+            }
+        }
+    }
+
+    fn calico(&mut self, t: &Topology) {
+        let c = &t.calico;
+        if !(c.pod_cidr.prefix_len()..=32).contains(&c.block_size) || c.block_size < 20 {
+            self.report(
+                "calico.blockSize",
+                format!(
+                    "block size /{} must be between /20 and /32 and no larger than the pool {}",
+                    c.block_size, c.pod_cidr
+                ),
+            );
+        }
+        for (field, mode) in [("ipipMode", &c.ipip_mode), ("vxlanMode", &c.vxlan_mode)] {
+            if !["Never", "Always", "CrossSubnet"].contains(&mode.as_str()) {
+                self.report(
+                    format!("calico.{field}"),
+                    format!("'{mode}' is not one of Never, Always, CrossSubnet"),
+                );
+            }
+        }
+        if c.as_number == Some(0) {
+            self.report("calico.asNumber", "AS number 0 is reserved");
+        }
+        let router_addresses: BTreeMap<Ipv4Addr, &str> = t
+            .routers()
+            .flat_map(|(_, r)| {
+                t.interfaces(&r.name)
+                    .into_iter()
+                    .map(move |i| (i.address.addr(), r.name.as_str()))
+            })
+            .collect();
+        let mut names = BTreeSet::new();
+        for (i, peer) in c.bgp_peers.iter().enumerate() {
+            let at = format!("calico.bgpPeers[{i}]");
+            if !names.insert(&peer.name) {
+                self.report(
+                    format!("{at}.name"),
+                    format!("BGPPeer name '{}' is used twice", peer.name),
+                );
+            }
+            match router_addresses
+                .get(&peer.peer_ip)
+                .and_then(|name| t.router(name))
+            {
+                None => self.report(
+                    format!("{at}.peerIP"),
+                    format!("{} is not an address of any router", peer.peer_ip),
+                ),
+                Some((_, router)) if router.asn != peer.as_number => self.report(
+                    format!("{at}.asNumber"),
+                    format!(
+                        "AS {} does not match {}'s AS {} (peer {})",
+                        peer.as_number, router.name, router.asn, peer.peer_ip
+                    ),
+                ),
+                Some(_) => {}
+            }
+            if let Some(node) = &peer.node {
+                if !t.nodes().any(|(_, n)| &n.name == node) {
+                    self.report(
+                        format!("{at}.node"),
+                        format!("'{node}' is not a node of this topology"),
+                    );
+                }
+            }
+            if peer.node.is_some() && peer.node_selector.is_some() {
+                self.report(at, "set node or nodeSelector, not both");
+            }
+        }
+    }
+}
+
+/// Every interface address in the topology with its path.
+fn addresses(t: &Topology) -> Vec<(String, Ipv4Addr)> {
+    let mut out = Vec::new();
+    for (i, link) in t.links.iter().enumerate() {
+        for (k, end) in link.endpoints.iter().enumerate() {
+            out.push((
+                format!("links[{i}].endpoints[{k}].address"),
+                end.address.addr(),
+            ));
+        }
+    }
+    for (i, rack) in t.racks.iter().enumerate() {
+        out.push((format!("racks[{i}].gateway"), rack.gateway));
+        for (j, node) in rack.nodes.iter().enumerate() {
+            out.push((format!("racks[{i}].nodes[{j}].address"), node.address));
+        }
+    }
+    out
+}
+
+/// The path of field `field` of the `i`-th router in `Topology::routers` order.
+fn router_path(t: &Topology, i: usize, field: &str) -> String {
+    if i < t.spines.len() {
+        format!("spines[{i}].{field}")
+    } else {
+        format!("leafs[{}].{field}", i - t.spines.len())
+    }
+}
+
+/// A usable host address of `net` (not its network or broadcast address).
+fn host_address_in(addr: Ipv4Addr, net: Ipv4Net) -> bool {
+    let net = net.trunc();
+    net.contains(&addr)
+        && (net.prefix_len() >= 31 || (addr != net.network() && addr != net.broadcast()))
+}
+
+/// A Kubernetes node name, hostname and container-name part.
+fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 40
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// The name of the bridge port that leads to the `index`-th member of a rack segment
+/// (nodes first, the leaf last), as containerlab names them.
+pub fn bridge_port_name(bridge: &str, index: usize) -> String {
+    format!("{bridge}-net{index}")
+}

@@ -1,0 +1,1 @@
+//! Named scenarios live in `tests/`; see the README.
