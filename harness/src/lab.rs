@@ -1,6 +1,6 @@
 //! A running lab: its containers, wiring and routers, and its teardown.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -299,10 +299,28 @@ impl Lab {
         parse_bgp_summary(&out.stdout).map_err(|e| self.error(format!("{router}: {e}")))
     }
 
+    /// Destinations in a member's kernel routing table (`ip -4 route`).
+    pub async fn kernel_routes(&self, device: &str) -> Result<BTreeSet<String>> {
+        let out = self.exec(device, &["ip", "-4", "route", "show"]).await?;
+        Ok(out
+            .stdout
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .map(String::from)
+            .collect())
+    }
+
     /// Polls until every router reports all its router-to-router sessions
-    /// Established, or `budget` runs out; returns how long it took.
+    /// Established and has every fabric subnet in its kernel routing table, or
+    /// `budget` runs out; returns how long it took.
     pub async fn wait_for_fabric(&self, budget: Duration) -> Result<Duration> {
         let started = Instant::now();
+        let subnets: BTreeSet<String> = self
+            .topology
+            .routers()
+            .flat_map(|(_, r)| self.topology.announced_networks(&r.name))
+            .map(|net| net.to_string())
+            .collect();
         loop {
             let mut missing = Vec::new();
             for (_, router) in self.topology.routers() {
@@ -324,13 +342,25 @@ impl Lab {
                         ));
                     }
                 }
+                let routes = self.kernel_routes(&router.name).await.unwrap_or_default();
+                let absent: Vec<&str> = subnets.difference(&routes).map(String::as_str).collect();
+                if !absent.is_empty() {
+                    missing.push(format!(
+                        "  {}: no route to {}",
+                        router.name,
+                        absent.join(", ")
+                    ));
+                }
             }
             if missing.is_empty() {
                 return Ok(started.elapsed());
             }
             if started.elapsed() >= budget {
                 return Err(Error::Timeout {
-                    wait: format!("lab {}: fabric BGP sessions Established", self.name),
+                    wait: format!(
+                        "lab {}: fabric BGP sessions Established and routes installed",
+                        self.name
+                    ),
                     seconds: budget.as_secs_f64(),
                     last: missing.join("\n"),
                 });
@@ -452,16 +482,20 @@ pub fn parse_bgp_summary(json: &str) -> std::result::Result<BTreeMap<Ipv4Addr, S
         .collect())
 }
 
-/// Identifies the process that owns a lab: `<host>-<pid>-<start time>`, or
+/// Identifies one lab and the process that owns it:
+/// `<host>-<pid>-<process start time>-<lab number within the process>`, or
 /// `detached-...` for labs that live until `calico-lab down`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunId(pub String);
 
 impl RunId {
+    /// A new run owned by this process.
     pub fn current() -> Self {
+        static LABS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let pid = std::process::id();
+        let seq = LABS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         RunId(format!(
-            "{}-{pid}-{}",
+            "{}-{pid}-{}-{seq}",
             hostname(),
             process_start(pid).unwrap_or(0)
         ))
@@ -481,8 +515,9 @@ impl RunId {
         if self.0.starts_with("detached-") {
             return true;
         }
-        let mut parts = self.0.rsplitn(3, '-');
-        let (Some(start), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next())
+        let mut parts = self.0.rsplitn(4, '-');
+        let (Some(_seq), Some(start), Some(pid), Some(host)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return false;
         };

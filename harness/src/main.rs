@@ -53,6 +53,8 @@ enum Command {
     },
     /// Remove every labelled container whose run is gone (never unlabelled ones).
     Gc,
+    /// Build the emulated image unless the engine has it; print its tag.
+    Image,
     /// Measure the lab engine and print figures.
     Bench {
         #[command(subcommand)]
@@ -167,6 +169,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 println!("removed {name}");
             }
             println!("gc: removed {} container(s)", removed.len());
+        }
+        Command::Image => {
+            let docker = calico_lab::docker::connect().await?;
+            let report = image::ensure_image(&docker).await?;
+            println!(
+                "{} ({}, {:.1} s)",
+                report.tag, report.method, report.seconds
+            );
         }
         Command::Bench {
             what:

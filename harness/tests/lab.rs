@@ -1,0 +1,309 @@
+//! The lab engine against a real Docker engine: real containers, veths, FRR.
+//! Test names start with `lab_` so nextest runs them in the `labs` group.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use calico_lab::docker::{self, ContainerSpec, LABEL_LAB, LABEL_RUN};
+use calico_lab::lab::{self, RunId};
+use calico_lab::{KeepPolicy, Lab, LabOptions, Topology};
+
+const FABRIC_BUDGET: Duration = Duration::from_secs(60);
+
+/// A lab name unique to this test process.
+fn lab_name(test: &str) -> String {
+    format!("t{}-{test}", std::process::id())
+}
+
+async fn up(name: &str) -> Lab {
+    let options = LabOptions {
+        name: Some(name.to_string()),
+        keep: KeepPolicy::from_env().expect("CALICO_LAB_KEEP"),
+        detached: false,
+    };
+    Lab::up(Topology::seed(), options)
+        .await
+        .expect("lab comes up")
+}
+
+async fn containers_of_lab(name: &str) -> Vec<String> {
+    let docker = docker::connect().await.unwrap();
+    docker::list(&docker, &[format!("{LABEL_LAB}={name}")])
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|c| c.id)
+        .collect()
+}
+
+async fn ping(lab: &Lab, from: &str, to: &str) -> calico_lab::docker::ExecOutput {
+    lab.exec(from, &["ping", "-c", "2", "-W", "2", "-i", "0.2", to])
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn lab_seed_fabric_comes_up_with_every_router_session_established() {
+    let name = lab_name("seed");
+    let lab = up(&name).await;
+    lab.wait_for_fabric(FABRIC_BUDGET)
+        .await
+        .expect("fabric converges");
+
+    // Every leaf reports both spine sessions, every spine both leafs, by address.
+    for (leaf, spines) in [
+        ("leaf0", ["10.1.10.2", "10.1.12.2"]),
+        ("leaf1", ["10.1.34.2", "10.1.11.2"]),
+    ] {
+        let sessions = lab.router_sessions(leaf).await.unwrap();
+        for spine in spines {
+            assert_eq!(
+                sessions.get(&spine.parse().unwrap()).map(String::as_str),
+                Some("Established"),
+                "{leaf} -> {spine}: {sessions:?}"
+            );
+        }
+    }
+    for (spine, leafs) in [
+        ("spine0", ["10.1.10.1", "10.1.34.1"]),
+        ("spine1", ["10.1.12.1", "10.1.11.1"]),
+    ] {
+        let sessions = lab.router_sessions(spine).await.unwrap();
+        assert_eq!(
+            sessions.len(),
+            2,
+            "{spine} has exactly its two leafs: {sessions:?}"
+        );
+        for leaf in leafs {
+            assert_eq!(
+                sessions.get(&leaf.parse().unwrap()).map(String::as_str),
+                Some("Established"),
+                "{spine} -> {leaf}: {sessions:?}"
+            );
+        }
+    }
+
+    // A node reaches its leaf over the rack bridge, and the other rack through a spine.
+    let out = ping(&lab, "calico-bgp-rr-control-plane", "10.1.5.1").await;
+    assert!(out.success(), "node -> leaf0: {}{}", out.stdout, out.stderr);
+    let out = ping(&lab, "calico-bgp-rr-worker", "10.1.8.11").await;
+    assert!(
+        out.success(),
+        "rack0 node -> rack1 node: {}{}",
+        out.stdout,
+        out.stderr
+    );
+    let route = lab
+        .exec(
+            "calico-bgp-rr-worker2",
+            &["ip", "-4", "route", "show", "default"],
+        )
+        .await
+        .unwrap();
+    assert!(
+        route.stdout.contains("via 10.1.8.1 dev net0"),
+        "default route via the leaf: {}",
+        route.stdout
+    );
+
+    // Leafs spread traffic to the other rack over both spines (multipath-relax).
+    let route = lab
+        .exec("leaf0", &["ip", "-4", "route", "show", "10.1.8.0/24"])
+        .await
+        .unwrap();
+    assert!(
+        route.stdout.contains("via 10.1.10.2") && route.stdout.contains("via 10.1.12.2"),
+        "ECMP on leaf0: {}",
+        route.stdout
+    );
+
+    lab.down().await.unwrap();
+    assert!(
+        containers_of_lab(&name).await.is_empty(),
+        "down leaves no container"
+    );
+}
+
+#[tokio::test]
+async fn lab_two_labs_of_one_topology_run_side_by_side() {
+    let (a, b) = (lab_name("a"), lab_name("b"));
+    let (lab_a, lab_b) = tokio::join!(up(&a), up(&b));
+    let (ready_a, ready_b) = tokio::join!(
+        lab_a.wait_for_fabric(FABRIC_BUDGET),
+        lab_b.wait_for_fabric(FABRIC_BUDGET)
+    );
+    ready_a.expect("lab a converges");
+    ready_b.expect("lab b converges");
+    for lab in [&lab_a, &lab_b] {
+        let out = ping(lab, "calico-bgp-rr-worker3", "10.1.5.10").await;
+        assert!(
+            out.success(),
+            "{}: cross-rack ping: {}",
+            lab.name(),
+            out.stdout
+        );
+    }
+    let containers_a: Vec<_> = lab_a
+        .members()
+        .iter()
+        .map(|m| m.container.clone())
+        .collect();
+    assert!(
+        lab_b
+            .members()
+            .iter()
+            .all(|m| !containers_a.contains(&m.container)),
+        "container names do not collide"
+    );
+    assert!(
+        containers_a.contains(&format!("{a}-control-plane")),
+        "nodes are named as kind names them: {containers_a:?}"
+    );
+    lab_a.down().await.unwrap();
+    // b is unaffected by a's teardown.
+    let out = ping(&lab_b, "calico-bgp-rr-control-plane", "10.1.8.10").await;
+    assert!(out.success(), "lab b still routes after lab a is gone");
+    drop(lab_b);
+    assert!(containers_of_lab(&a).await.is_empty());
+    assert!(containers_of_lab(&b).await.is_empty(), "drop tears down");
+}
+
+#[test]
+fn lab_panicking_test_leaves_no_container() {
+    let name = lab_name("panic");
+    let thread_name = name.clone();
+    let result = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let options = LabOptions {
+                name: Some(thread_name),
+                keep: KeepPolicy::Never,
+                detached: false,
+            };
+            let lab = Lab::up(Topology::seed(), options).await.unwrap();
+            assert!(!lab.members().is_empty());
+            panic!("a scenario fails while its lab is up");
+        })
+    })
+    .join();
+    assert!(result.is_err(), "the test body panicked");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    assert!(
+        runtime.block_on(containers_of_lab(&name)).is_empty(),
+        "unwinding tore the lab down"
+    );
+}
+
+/// What a killed run leaves: containers labelled with a run whose process is gone.
+async fn leftover(docker: &bollard::Docker, lab: &str, device: &str) -> String {
+    // PID 4194303 (the kernel's maximum) started at tick 1: no such process runs.
+    let host = RunId::current()
+        .0
+        .rsplitn(4, '-')
+        .last()
+        .unwrap()
+        .to_string();
+    let dead_run = format!("{host}-4194303-1-0");
+    assert!(!RunId(dead_run.clone()).is_alive());
+    let image = calico_lab::image::ensure_image(docker).await.unwrap().tag;
+    let spec = ContainerSpec {
+        name: format!("{lab}-{device}"),
+        hostname: device.into(),
+        image,
+        cmd: vec!["sleep".into(), "infinity".into()],
+        labels: HashMap::from([
+            (LABEL_LAB.to_string(), lab.to_string()),
+            (LABEL_RUN.to_string(), dead_run),
+        ]),
+        host_pid: false,
+    };
+    docker::run(docker, &spec).await.unwrap()
+}
+
+#[tokio::test]
+async fn lab_startup_sweeps_what_a_killed_run_left() {
+    let name = lab_name("sweep");
+    let docker = docker::connect().await.unwrap();
+    // Same names as the new lab's, so without the sweep its containers would collide.
+    leftover(&docker, &name, "spine0").await;
+    leftover(&docker, &name, "fabric").await;
+    let lab = up(&name).await;
+    lab.wait_for_fabric(FABRIC_BUDGET)
+        .await
+        .expect("fabric converges after the sweep");
+    let run = lab.run_id().to_string();
+    let docker_list = docker::list(&docker, &[format!("{LABEL_LAB}={name}")])
+        .await
+        .unwrap();
+    assert!(
+        docker_list
+            .iter()
+            .all(|c| c.labels.as_ref().and_then(|l| l.get(LABEL_RUN)) == Some(&run)),
+        "only the new run's containers remain"
+    );
+    lab.down().await.unwrap();
+}
+
+#[tokio::test]
+async fn lab_gc_removes_dead_runs_only_and_never_unlabelled_containers() {
+    let name = lab_name("gc");
+    let docker = docker::connect().await.unwrap();
+    let dead = leftover(&docker, &name, "leaf0").await;
+    let image = calico_lab::image::ensure_image(&docker).await.unwrap().tag;
+    let unlabelled = docker::run(
+        &docker,
+        &ContainerSpec {
+            name: format!("{name}-not-ours"),
+            hostname: "x".into(),
+            image,
+            cmd: vec!["sleep".into(), "infinity".into()],
+            labels: HashMap::new(),
+            host_pid: false,
+        },
+    )
+    .await
+    .unwrap();
+    let live = up(&lab_name("gc-live")).await;
+
+    let removed = lab::gc().await.unwrap();
+    assert!(
+        removed.contains(&format!("{name}-leaf0")),
+        "gc removed the dead run: {removed:?}"
+    );
+    assert!(docker.inspect_container(&dead, None).await.is_err());
+    assert!(
+        docker.inspect_container(&unlabelled, None).await.is_ok(),
+        "gc never touches unlabelled containers"
+    );
+    for m in live.members() {
+        assert!(
+            docker.inspect_container(&m.container, None).await.is_ok(),
+            "gc leaves live runs alone: {}",
+            m.container
+        );
+    }
+    docker::remove(&docker, &[unlabelled]).await.unwrap();
+    live.down().await.unwrap();
+}
+
+#[tokio::test]
+async fn lab_a_live_lab_name_is_refused() {
+    let name = lab_name("busy");
+    let first = up(&name).await;
+    let options = LabOptions {
+        name: Some(name.clone()),
+        ..Default::default()
+    };
+    let err = Lab::up(Topology::seed(), options)
+        .await
+        .err()
+        .expect("a second lab of that name is refused");
+    assert!(err.is_input(), "{err}");
+    assert!(err.to_string().contains("already running"), "{err}");
+    assert_eq!(
+        containers_of_lab(&name).await.len(),
+        first.members().len(),
+        "the first lab is untouched"
+    );
+    first.down().await.unwrap();
+}
