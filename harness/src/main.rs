@@ -194,7 +194,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
 
 fn print_members(lab: &Lab) {
     println!("lab {} (run {}):", lab.name(), lab.run_id());
-    println!("  {:<36} {:<30} {}", "CONTAINER", "DEVICE", "ROLE");
+    println!("  {:<36} {:<30} ROLE", "CONTAINER", "DEVICE");
     for m in lab.members() {
         println!("  {:<36} {:<30} {}", m.container, m.device, m.role.as_str());
     }

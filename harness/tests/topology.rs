@@ -633,3 +633,40 @@ fn load_reads_a_file_and_names_it_in_errors() {
         "{message}"
     );
 }
+
+#[test]
+fn leaf_interface_used_by_two_racks() {
+    // rack1 moves to leaf0 (with its peer's AS), both on leaf0:eth3.
+    let text = mutate_many(&[
+        ("leaf: leaf1\n", "leaf: leaf0\n"),
+        ("asNumber: 65008", "asNumber: 65005"),
+    ]);
+    assert_has_problem(
+        &text,
+        "racks[1].leafInterface",
+        "leaf0:eth3 is already used at racks[0].leafInterface",
+    );
+}
+
+#[test]
+fn bridge_named_like_another_racks_port() {
+    let text = mutate("bridge: br-leaf1", "bridge: br-leaf0-net0");
+    assert_has_problem(
+        &text,
+        "racks[1].bridge",
+        "has the name of another rack's bridge port",
+    );
+}
+
+#[test]
+fn bgp_peer_to_a_spine_has_no_session_on_the_other_side() {
+    let text = mutate_many(&[
+        ("peerIP: 10.1.8.1", "peerIP: 10.1.34.2"),
+        ("asNumber: 65008", "asNumber: 500"),
+    ]);
+    assert_only_problem(
+        &text,
+        "calico.bgpPeers[1].peerIP",
+        "10.1.34.2 is spine0, which has no rack and so no sessions to nodes",
+    );
+}

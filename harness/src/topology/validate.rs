@@ -140,6 +140,18 @@ impl Checker {
                     format!("bridge '{}' is used by another rack", rack.bridge),
                 );
             }
+            let clashes = t.racks.iter().any(|other| {
+                (0..=other.nodes.len()).any(|k| bridge_port_name(&other.bridge, k) == rack.bridge)
+            });
+            if clashes {
+                self.report(
+                    format!("{at}.bridge"),
+                    format!(
+                        "bridge '{}' has the name of another rack's bridge port",
+                        rack.bridge
+                    ),
+                );
+            }
             // The bridge's ports are named after it: the longest must fit too.
             let last_port = bridge_port_name(&rack.bridge, rack.nodes.len());
             if rack.bridge.len() <= MAX_INTERFACE_NAME && last_port.len() > MAX_INTERFACE_NAME {
@@ -188,17 +200,19 @@ impl Checker {
 
     fn links(&mut self, t: &Topology) {
         // (device, interface) -> where it was first named
-        let mut interfaces: BTreeMap<(String, String), String> = t
-            .racks
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                (
-                    (r.leaf.clone(), r.leaf_interface.clone()),
-                    format!("racks[{i}].leafInterface"),
-                )
-            })
-            .collect();
+        let mut interfaces: BTreeMap<(String, String), String> = BTreeMap::new();
+        for (i, r) in t.racks.iter().enumerate() {
+            let at = format!("racks[{i}].leafInterface");
+            let key = (r.leaf.clone(), r.leaf_interface.clone());
+            if let Some(first) = interfaces.get(&key) {
+                self.report(
+                    &at,
+                    format!("{}:{} is already used at {first}", r.leaf, r.leaf_interface),
+                );
+            } else {
+                interfaces.insert(key, at);
+            }
+        }
         for (i, link) in t.links.iter().enumerate() {
             let [a, b] = &link.endpoints;
             for (k, end) in link.endpoints.iter().enumerate() {
@@ -393,14 +407,30 @@ impl Checker {
                         peer.as_number, router.name, router.asn, peer.peer_ip
                     ),
                 ),
+                Some((_, router)) if t.rack_of_leaf(&router.name).next().is_none() => self.report(
+                    format!("{at}.peerIP"),
+                    format!(
+                        "{} is {}, which has no rack and so no sessions to nodes",
+                        peer.peer_ip, router.name
+                    ),
+                ),
                 Some(_) => {}
             }
             if let Some(node) = &peer.node {
-                if !t.nodes().any(|(_, n)| &n.name == node) {
-                    self.report(
+                let peer_router = router_addresses.get(&peer.peer_ip);
+                match t.nodes().find(|(_, n)| &n.name == node) {
+                    None => self.report(
                         format!("{at}.node"),
                         format!("'{node}' is not a node of this topology"),
-                    );
+                    ),
+                    Some((rack, _)) if peer_router.is_some_and(|r| *r != rack.leaf) => self.report(
+                        format!("{at}.node"),
+                        format!(
+                            "'{node}' is in rack {}, whose leaf {} is not {}",
+                            rack.name, rack.leaf, peer.peer_ip
+                        ),
+                    ),
+                    Some(_) => {}
                 }
             }
             if peer.node.is_some() && peer.node_selector.is_some() {
