@@ -237,8 +237,10 @@ pub async fn remove(docker: &Docker, containers: &[String]) -> Result<()> {
         async move {
             match docker.remove_container(c, Some(options)).await {
                 Ok(()) => Ok(()),
+                // Gone already, or being removed by an earlier request.
                 Err(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404, ..
+                    status_code: 404 | 409,
+                    ..
                 }) => Ok(()),
                 Err(e) => Err(Error::docker(format!("remove container {c}"))(e)),
             }

@@ -105,6 +105,8 @@ pub struct Lab {
     members: Vec<Member>,
     keep: KeepPolicy,
     failed: bool,
+    /// Every member started; until then a create request may still be in flight.
+    ready: bool,
     torn_down: bool,
     pub timings: UpTimings,
 }
@@ -137,6 +139,7 @@ impl Lab {
             members,
             keep: options.keep,
             failed: false,
+            ready: false,
             torn_down: false,
             timings: UpTimings {
                 image: image_time,
@@ -171,6 +174,7 @@ impl Lab {
             .into_iter()
             .collect::<Result<Vec<_>>>()?;
         self.timings.routers = phase.elapsed();
+        self.ready = true;
         Ok(())
     }
 
@@ -407,6 +411,7 @@ impl Drop for Lab {
         // Drop may run inside a runtime (or while unwinding): tear down on a thread
         // with a runtime of its own.
         let run = self.run.0.clone();
+        let ready = self.ready;
         let teardown = std::thread::spawn(move || -> Result<()> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -414,7 +419,13 @@ impl Drop for Lab {
                 .map_err(Error::io("start a runtime for teardown"))?;
             runtime.block_on(async {
                 let docker = docker::connect().await?;
-                remove_run(&docker, &run).await
+                remove_run(&docker, &run).await?;
+                if !ready {
+                    // Interrupted bring-up: the engine may finish a create after our list.
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    remove_run(&docker, &run).await?;
+                }
+                Ok(())
             })
         });
         match teardown.join() {

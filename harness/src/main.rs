@@ -140,13 +140,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
             wait,
         } => {
             let t = load(topology.as_ref())?;
+            // Torn down when bring-up fails or is interrupted; released once up.
             let options = LabOptions {
                 name,
-                keep: KeepPolicy::Always,
+                keep: KeepPolicy::Never,
                 detached: true,
             };
-            let lab = Lab::up(t, options).await?;
-            let took = lab.wait_for_fabric(Duration::from_secs(wait)).await?;
+            let bring_up = async {
+                let lab = Lab::up(t, options).await?;
+                let took = lab.wait_for_fabric(Duration::from_secs(wait)).await?;
+                Ok::<_, Error>((lab, took))
+            };
+            let (lab, took) = tokio::select! {
+                result = bring_up => result?,
+                _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted: removed what was created"),
+            };
             print_members(&lab);
             println!(
                 "fabric BGP sessions Established {:.1} s after the routers started",

@@ -307,3 +307,37 @@ async fn lab_a_live_lab_name_is_refused() {
     );
     first.down().await.unwrap();
 }
+
+#[tokio::test]
+async fn lab_ctrl_c_during_up_leaves_no_container() {
+    let name = lab_name("sigint");
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_calico-lab"))
+        .args(["up", "--name", &name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt as soon as the first container exists, mid bring-up.
+    let started = std::time::Instant::now();
+    while containers_of_lab(&name).await.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no container appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        containers_of_lab(&name).await.is_empty(),
+        "SIGINT tore the half-built lab down"
+    );
+}
