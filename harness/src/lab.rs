@@ -13,7 +13,7 @@ use crate::docker::{
 use crate::error::{Error, Result};
 use crate::image;
 use crate::render::frr_conf;
-use crate::topology::Topology;
+use crate::topology::{is_dns_label, Topology};
 use crate::wiring::{WiringPlan, FABRIC_DEVICE};
 
 /// Whether a lab outlives its handle (`CALICO_LAB_KEEP`).
@@ -459,17 +459,11 @@ pub fn members(t: &Topology, lab: &str) -> Vec<Member> {
 }
 
 fn check_lab_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 40
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.starts_with('-');
-    if ok {
+    if is_dns_label(name) {
         Ok(())
     } else {
         Err(Error::Input(format!(
-            "lab name '{name}' must be 1 to 40 lower-case letters, digits and '-', not starting with '-'"
+            "lab name '{name}' must be 1 to 40 lower-case letters, digits and '-', not starting or ending with '-'"
         )))
     }
 }

@@ -12,7 +12,7 @@ use ipnet::Ipv4Net;
 use sha2::{Digest, Sha256};
 
 pub use model::*;
-pub use validate::{bridge_port_name, MAX_INTERFACE_NAME};
+pub use validate::{bridge_port_name, is_dns_label, MAX_INTERFACE_NAME};
 
 /// The seed lab, compiled in so that every command works without `--topology`.
 pub const SEED_TOPOLOGY_YAML: &str =

@@ -477,7 +477,7 @@ fn host_address_in(addr: Ipv4Addr, net: Ipv4Net) -> bool {
 }
 
 /// A Kubernetes node name, hostname and container-name part.
-fn is_dns_label(name: &str) -> bool {
+pub fn is_dns_label(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 40
         && name
