@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use bollard::models::ContainerSummary;
 use bollard::Docker;
 
 use crate::docker::{
@@ -557,36 +558,24 @@ fn process_start(pid: u32) -> Option<u64> {
 
 async fn remove_run(docker: &Docker, run: &str) -> Result<()> {
     let containers = docker::list(docker, &[format!("{LABEL_RUN}={run}")]).await?;
-    let names: Vec<String> = containers.into_iter().filter_map(|c| c.id).collect();
-    docker::remove(docker, &names).await
+    remove_listed(docker, &containers).await.map(drop)
 }
 
 /// Removes what killed runs of lab `name` left; refuses while a live run uses the name.
 async fn sweep(docker: &Docker, name: &str) -> Result<()> {
     let containers = docker::list(docker, &[format!("{LABEL_LAB}={name}")]).await?;
-    let mut dead = Vec::new();
-    for c in containers {
-        let run = RunId(
-            c.labels
-                .as_ref()
-                .and_then(|l| l.get(LABEL_RUN))
-                .cloned()
-                .unwrap_or_default(),
-        );
-        if run.is_alive() {
-            return Err(Error::Input(format!(
-                "lab '{name}' is already running (run {}); choose another name, or remove it with `calico-lab down --name {name}`",
-                run.0
-            )));
-        }
-        dead.extend(c.id);
+    if let Some(live) = containers.iter().map(run_of).find(RunId::is_alive) {
+        return Err(Error::Input(format!(
+            "lab '{name}' is already running (run {}); choose another name, or remove it with `calico-lab down --name {name}`",
+            live.0
+        )));
     }
-    if !dead.is_empty() {
+    if !containers.is_empty() {
         tracing::info!(
             "lab {name}: removing {} container(s) left by a killed run",
-            dead.len()
+            containers.len()
         );
-        docker::remove(docker, &dead).await?;
+        remove_listed(docker, &containers).await?;
     }
     Ok(())
 }
@@ -595,9 +584,7 @@ async fn sweep(docker: &Docker, name: &str) -> Result<()> {
 pub async fn down(name: &str) -> Result<Vec<String>> {
     let docker = docker::connect().await?;
     let containers = docker::list(&docker, &[format!("{LABEL_LAB}={name}")]).await?;
-    let ids: Vec<String> = containers.iter().filter_map(|c| c.id.clone()).collect();
-    docker::remove(&docker, &ids).await?;
-    Ok(container_names(&containers))
+    remove_listed(&docker, &containers).await
 }
 
 /// Removes every labelled container whose run is gone; returns their names.
@@ -606,23 +593,27 @@ pub async fn gc() -> Result<Vec<String>> {
     let containers = docker::list(&docker, &[LABEL_LAB.to_string()]).await?;
     let gone: Vec<_> = containers
         .into_iter()
-        .filter(|c| {
-            let run = c
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(LABEL_RUN))
-                .cloned()
-                .unwrap_or_default();
-            !RunId(run).is_alive()
-        })
+        .filter(|c| !run_of(c).is_alive())
         .collect();
-    let ids: Vec<String> = gone.iter().filter_map(|c| c.id.clone()).collect();
-    docker::remove(&docker, &ids).await?;
-    Ok(container_names(&gone))
+    remove_listed(&docker, &gone).await
 }
 
-fn container_names(containers: &[bollard::models::ContainerSummary]) -> Vec<String> {
-    containers
+/// The run a labelled container belongs to (empty, hence dead, when unlabelled).
+fn run_of(c: &ContainerSummary) -> RunId {
+    RunId(
+        c.labels
+            .as_ref()
+            .and_then(|l| l.get(LABEL_RUN))
+            .cloned()
+            .unwrap_or_default(),
+    )
+}
+
+/// Removes listed containers; returns their names.
+async fn remove_listed(docker: &Docker, containers: &[ContainerSummary]) -> Result<Vec<String>> {
+    let ids: Vec<String> = containers.iter().filter_map(|c| c.id.clone()).collect();
+    docker::remove(docker, &ids).await?;
+    Ok(containers
         .iter()
         .filter_map(|c| {
             c.names
@@ -630,5 +621,5 @@ fn container_names(containers: &[bollard::models::ContainerSummary]) -> Vec<Stri
                 .first()
                 .map(|n| n.trim_start_matches('/').to_string())
         })
-        .collect()
+        .collect())
 }
