@@ -79,7 +79,10 @@ impl ContainerSpec {
             hostname: Some(self.hostname.clone()),
             cmd: Some(self.cmd.clone()),
             labels: Some(self.labels.clone()),
-            network_disabled: None,
+            // No libnetwork endpoint at all, only a fresh namespace: the engine's
+            // network bookkeeping (which deadlocks on Docker 20.10 when many
+            // containers start and stop at once) is never involved.
+            network_disabled: Some(true),
             host_config: Some(HostConfig {
                 network_mode: Some("none".into()),
                 pid_mode: self.host_pid.then(|| "host".to_string()),
@@ -127,7 +130,11 @@ pub async fn pid(docker: &Docker, container: &str) -> Result<u32> {
         .filter(|pid| *pid > 0)
         .and_then(|pid| u32::try_from(pid).ok())
         .ok_or_else(|| Error::Lab {
-            lab: container.to_string(),
+            lab: info
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
             message: format!("container {container} is not running"),
         })
 }

@@ -146,13 +146,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 keep: KeepPolicy::Never,
                 detached: true,
             };
-            let bring_up = async {
-                let lab = Lab::up(t, options).await?;
-                let took = lab.wait_for_fabric(Duration::from_secs(wait)).await?;
-                Ok::<_, Error>((lab, took))
+            let up = Lab::up(t, options);
+            tokio::pin!(up);
+            let lab = tokio::select! {
+                result = &mut up => result?,
+                _ = tokio::signal::ctrl_c() => {
+                    eprintln!("interrupted: finishing the step under way, then removing what was created");
+                    // Dropping `up` mid-request could let the engine create a container
+                    // after the teardown listed them; the finished lab drops cleanly.
+                    drop(up.await);
+                    anyhow::bail!("interrupted: removed what was created");
+                }
             };
-            let (lab, took) = tokio::select! {
-                result = bring_up => result?,
+            let took = tokio::select! {
+                result = lab.wait_for_fabric(Duration::from_secs(wait)) => result?,
                 _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted: removed what was created"),
             };
             print_members(&lab);
