@@ -8,6 +8,9 @@ pub enum Error {
     /// The user's input (topology, names, flags) is wrong.
     #[error(transparent)]
     Topology(#[from] TopologyError),
+    /// Calico resources that do not parse or do not hold together.
+    #[error(transparent)]
+    Calico(#[from] crate::calico::CalicoError),
     #[error("invalid input: {0}")]
     Input(String),
     /// The machine lacks something the harness needs (Docker engine, debootstrap, ...).
@@ -50,7 +53,10 @@ impl Error {
 
     /// Whether the error is the user's input (the CLI exits 2 on those).
     pub fn is_input(&self) -> bool {
-        matches!(self, Error::Topology(_) | Error::Input(_))
+        matches!(
+            self,
+            Error::Topology(_) | Error::Calico(_) | Error::Input(_)
+        )
     }
 
     /// Whether the error is a missing piece of the environment (the CLI exits 3).

@@ -8,6 +8,14 @@ use std::time::{Duration, Instant};
 use bollard::models::ContainerSummary;
 use bollard::Docker;
 
+use crate::calico::bird::{upstream, CONFIG_DIR, CONTROL_SOCKET};
+use crate::calico::confd::{render, BirdFiles};
+pub use crate::calico::emulated::CalicoState;
+use crate::calico::emulated::{
+    self, expected_protocols, parse_show_protocols, pod_script, Pod, ProtocolRow,
+};
+use crate::calico::resources::Resource;
+use crate::calico::Resources;
 use crate::docker::{
     self, ContainerSpec, ExecOutput, LABEL_DEVICE, LABEL_LAB, LABEL_ROLE, LABEL_RUN, LABEL_TOPOLOGY,
 };
@@ -60,6 +68,7 @@ pub struct LabOptions {
     pub keep: KeepPolicy,
     /// The lab outlives this process until `calico-lab down` (what `calico-lab up` does).
     pub detached: bool,
+    pub calico: CalicoState,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -94,6 +103,7 @@ pub struct UpTimings {
     pub containers: Duration,
     pub wiring: Duration,
     pub routers: Duration,
+    pub nodes: Duration,
 }
 
 /// A lab brought up from a topology. Dropping it tears it down unless its
@@ -109,6 +119,11 @@ pub struct Lab {
     /// Every member started; until then a create request may still be in flight.
     ready: bool,
     torn_down: bool,
+    /// The Calico objects the emulated cluster holds.
+    calico: Resources,
+    pods: Vec<Pod>,
+    /// What each node's BIRD runs now (upstream form).
+    bird_files: BTreeMap<String, BirdFiles>,
     pub timings: UpTimings,
 }
 
@@ -121,6 +136,9 @@ impl Lab {
             .clone()
             .unwrap_or_else(|| topology.name.clone());
         check_lab_name(&name)?;
+        let calico = emulated::starting_resources(&topology, options.calico)
+            .map_err(|e| Error::Input(format!("Calico resources: {e}")))?;
+        let pods = emulated::pods(&topology, &calico);
         let docker = docker::connect().await?;
         let started = Instant::now();
         let image = image::ensure_image(&docker).await?;
@@ -142,6 +160,9 @@ impl Lab {
             failed: false,
             ready: false,
             torn_down: false,
+            calico,
+            pods,
+            bird_files: BTreeMap::new(),
             timings: UpTimings {
                 image: image_time,
                 ..Default::default()
@@ -175,8 +196,189 @@ impl Lab {
             .into_iter()
             .collect::<Result<Vec<_>>>()?;
         self.timings.routers = phase.elapsed();
+
+        let phase = Instant::now();
+        let nodes: Vec<Member> = self
+            .members
+            .iter()
+            .filter(|m| m.role == MemberRole::Node)
+            .cloned()
+            .collect();
+        let files = nodes
+            .iter()
+            .map(|m| Ok((m.device.clone(), self.render_node(&m.device)?)))
+            .collect::<Result<BTreeMap<_, _>>>()?;
+        let starts = nodes.iter().map(|m| self.start_node(m, &files[&m.device]));
+        futures_util::future::join_all(starts)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>>>()?;
+        self.bird_files = files;
+        self.timings.nodes = phase.elapsed();
         self.ready = true;
         Ok(())
+    }
+
+    /// The node's BIRD files as calico-node would write them, adapted for upstream BIRD.
+    fn render_node(&self, node: &str) -> Result<BirdFiles> {
+        render(&self.calico, node)
+            .map(|files| upstream(&files))
+            .map_err(|e| Error::Input(format!("Calico resources: {e}")))
+    }
+
+    async fn write_bird_files(&self, m: &Member, files: &BirdFiles) -> Result<()> {
+        for (name, text) in files.files() {
+            let path = format!("{CONFIG_DIR}/{name}");
+            docker::upload_file(&self.docker, &m.container, &path, text.as_bytes()).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts BIRD with calico-node's files and control socket, then wires the pods.
+    async fn start_node(&self, m: &Member, files: &BirdFiles) -> Result<()> {
+        let dirs = format!("mkdir -p {CONFIG_DIR} {}", parent(CONTROL_SOCKET));
+        self.checked(
+            m,
+            "creating calico-node's directories",
+            &["sh", "-c", &dirs],
+        )
+        .await?;
+        self.write_bird_files(m, files).await?;
+        let start = format!("cd {CONFIG_DIR} && bird -c bird.cfg -s {CONTROL_SOCKET}");
+        self.checked(m, "starting BIRD", &["sh", "-c", &start])
+            .await?;
+        let pods: Vec<&Pod> = self.pods.iter().filter(|p| p.node == m.device).collect();
+        if !pods.is_empty() {
+            self.checked(m, "wiring pods", &["sh", "-c", &pod_script(&pods)])
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `cmd` on `m`, failing with its output unless it exits 0.
+    async fn checked(&self, m: &Member, what: &str, cmd: &[&str]) -> Result<ExecOutput> {
+        let out = docker::exec(&self.docker, &m.container, cmd).await?;
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(self.error(format!(
+                "{what} on {} failed ({}): {}{}",
+                m.device, out.exit_code, out.stdout, out.stderr
+            )))
+        }
+    }
+
+    /// Applies Calico objects as `calicoctl apply` would: every node whose BIRD files
+    /// change gets the new files and a `configure`, in place. Returns those nodes.
+    pub async fn apply(&mut self, objects: Vec<Resource>) -> Result<Vec<String>> {
+        let mut next = self.calico.clone();
+        next.apply(objects)
+            .map_err(|e| Error::Input(format!("Calico resources: {e}")))?;
+        let previous = std::mem::replace(&mut self.calico, next);
+        let mut changed = BTreeMap::new();
+        for m in self.members.iter().filter(|m| m.role == MemberRole::Node) {
+            let files = match self.render_node(&m.device) {
+                Ok(files) => files,
+                Err(e) => {
+                    self.calico = previous;
+                    return Err(e);
+                }
+            };
+            if self.bird_files.get(&m.device) != Some(&files) {
+                changed.insert(m.device.clone(), files);
+            }
+        }
+        for (node, files) in &changed {
+            let m = self.member(node)?.clone();
+            self.write_bird_files(&m, files).await?;
+            let out = self.birdc(node, &["configure"]).await?;
+            if !out.stdout.contains("Reconfigur") {
+                return Err(self.error(format!(
+                    "BIRD on {node} refused the new configuration: {}{}",
+                    out.stdout, out.stderr
+                )));
+            }
+            self.bird_files.insert(node.clone(), files.clone());
+        }
+        Ok(changed.into_keys().collect())
+    }
+
+    /// Runs a BIRD client command against calico-node's control socket (`birdcl` where
+    /// calico-node ships it, Debian's `birdc` otherwise).
+    pub async fn birdc(&self, node: &str, args: &[&str]) -> Result<ExecOutput> {
+        let script = format!(
+            "if command -v birdcl >/dev/null; then exec birdcl -s {CONTROL_SOCKET} \"$@\"; else exec birdc -s {CONTROL_SOCKET} \"$@\"; fi"
+        );
+        let mut cmd = vec!["sh", "-c", &script, "birdc"];
+        cmd.extend_from_slice(args);
+        self.exec(node, &cmd).await
+    }
+
+    /// The node's BIRD protocols (`show protocols`), by name.
+    pub async fn bird_protocols(&self, node: &str) -> Result<BTreeMap<String, ProtocolRow>> {
+        let out = self.birdc(node, &["show", "protocols"]).await?;
+        Ok(parse_show_protocols(&out.stdout))
+    }
+
+    /// Polls until every node runs exactly the BGP protocols its Calico objects call
+    /// for, all Established, or `budget` runs out.
+    pub async fn wait_for_calico(&self, budget: Duration) -> Result<Duration> {
+        let started = Instant::now();
+        loop {
+            let mut missing = Vec::new();
+            for m in self.members.iter().filter(|m| m.role == MemberRole::Node) {
+                let want: BTreeSet<String> = expected_protocols(&self.calico, &m.device)
+                    .into_iter()
+                    .collect();
+                let rows = self.bird_protocols(&m.device).await.unwrap_or_default();
+                let bgp: BTreeMap<&String, &ProtocolRow> =
+                    rows.iter().filter(|(_, r)| r.proto == "BGP").collect();
+                for name in &want {
+                    match bgp.get(name) {
+                        Some(r) if r.info.starts_with("Established") => {}
+                        Some(r) => {
+                            missing.push(format!("  {}: {name}: {} {}", m.device, r.state, r.info))
+                        }
+                        None => missing.push(format!("  {}: {name}: absent", m.device)),
+                    }
+                }
+                for name in bgp.keys().filter(|n| !want.contains(**n)) {
+                    missing.push(format!("  {}: {name}: not expected", m.device));
+                }
+            }
+            if missing.is_empty() {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() >= budget {
+                return Err(Error::Timeout {
+                    wait: format!("lab {}: calico-node BGP sessions Established", self.name),
+                    seconds: budget.as_secs_f64(),
+                    last: missing.join("\n"),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The Calico objects the cluster holds.
+    pub fn calico(&self) -> &Resources {
+        &self.calico
+    }
+
+    /// Every pod with its node and address.
+    pub fn pods(&self) -> &[Pod] {
+        &self.pods
+    }
+
+    /// Runs `cmd` inside a pod's network namespace.
+    pub async fn pod_exec(&self, pod: &str, cmd: &[&str]) -> Result<ExecOutput> {
+        let p =
+            self.pods.iter().find(|p| p.name == pod).ok_or_else(|| {
+                Error::Input(format!("lab {} has no pod named '{pod}'", self.name))
+            })?;
+        let mut full = vec!["ip", "netns", "exec", p.name.as_str()];
+        full.extend_from_slice(cmd);
+        self.exec(&p.node, &full).await
     }
 
     /// Writes the router's rendered `frr.conf` and starts FRR on it.
@@ -457,6 +659,10 @@ pub fn members(t: &Topology, lab: &str) -> Vec<Member> {
         role: MemberRole::Node,
     }));
     members
+}
+
+fn parent(path: &str) -> &str {
+    path.rsplit_once('/').map_or("/", |(dir, _)| dir)
 }
 
 fn check_lab_name(name: &str) -> Result<()> {

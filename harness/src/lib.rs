@@ -1,6 +1,7 @@
 //! calico-lab: a leaf/spine BGP fabric with a Calico cluster, brought up in Docker
 //! and checked by named scenarios.
 
+pub mod calico;
 pub mod docker;
 pub mod error;
 pub mod image;
@@ -10,5 +11,5 @@ pub mod topology;
 pub mod wiring;
 
 pub use error::{Error, Result};
-pub use lab::{KeepPolicy, Lab, LabOptions};
+pub use lab::{CalicoState, KeepPolicy, Lab, LabOptions};
 pub use topology::Topology;

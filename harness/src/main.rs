@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use calico_lab::calico::{self, confd, Resources};
 use calico_lab::lab::{self, MemberRole};
 use calico_lab::{image, render, Error, KeepPolicy, Lab, LabOptions, Topology};
 use clap::{Parser, Subcommand};
@@ -31,6 +32,22 @@ enum Command {
         topology: Option<PathBuf>,
         #[arg(long, short)]
         out: PathBuf,
+    },
+    /// Render what calico-node v3.23's confd writes for one node (bird.cfg,
+    /// bird_aggr.cfg, bird_ipam.cfg) from Calico resources, applied in file order.
+    Confd {
+        /// The Calico Node to render for.
+        #[arg(long)]
+        node: String,
+        /// Folder to write the three files to.
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Adapt the files for upstream BIRD 1.6 (drop Calico's `krt_tunnel`).
+        #[arg(long)]
+        upstream_bird: bool,
+        /// Calico v3 resources and BlockAffinity objects (YAML, `---` separated, `*List` forms too).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
     /// Bring a lab up and leave it running.
     Up {
@@ -134,6 +151,31 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 println!("{}", path.display());
             }
         }
+        Command::Confd {
+            node,
+            out,
+            upstream_bird,
+            files,
+        } => {
+            let mut resources = Resources::default();
+            for file in &files {
+                resources
+                    .apply(calico::resources::load(file).map_err(Error::from)?)
+                    .map_err(Error::from)?;
+            }
+            let mut bird =
+                confd::render(&resources, &node).map_err(|e| Error::Input(e.to_string()))?;
+            if upstream_bird {
+                bird = calico::bird::upstream(&bird);
+            }
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            for (name, text) in bird.files() {
+                let path = out.join(name);
+                std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("{}", path.display());
+            }
+        }
         Command::Up {
             topology,
             name,
@@ -145,6 +187,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 name,
                 keep: KeepPolicy::Never,
                 detached: true,
+                ..LabOptions::default()
             };
             let up = Lab::up(t, options);
             tokio::pin!(up);
@@ -162,10 +205,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 result = lab.wait_for_fabric(Duration::from_secs(wait)) => result?,
                 _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted: removed what was created"),
             };
+            let calico = tokio::select! {
+                result = lab.wait_for_calico(Duration::from_secs(wait)) => result?,
+                _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted: removed what was created"),
+            };
             print_members(&lab);
             println!(
-                "fabric BGP sessions Established {:.1} s after the routers started",
-                took.as_secs_f64()
+                "fabric BGP sessions Established {:.1} s after the routers started; calico-node sessions {:.1} s later",
+                took.as_secs_f64(),
+                calico.as_secs_f64()
             );
             println!("remove it with: calico-lab down --name {}", lab.name());
             lab.release();

@@ -19,7 +19,7 @@ async fn up(name: &str) -> Lab {
     let options = LabOptions {
         name: Some(name.to_string()),
         keep: KeepPolicy::from_env().expect("CALICO_LAB_KEEP"),
-        detached: false,
+        ..LabOptions::default()
     };
     Lab::up(Topology::seed(), options)
         .await
@@ -178,7 +178,7 @@ fn lab_panicking_test_leaves_no_container() {
             let options = LabOptions {
                 name: Some(thread_name),
                 keep: KeepPolicy::Never,
-                detached: false,
+                ..LabOptions::default()
             };
             let lab = Lab::up(Topology::seed(), options).await.unwrap();
             assert!(!lab.members().is_empty());

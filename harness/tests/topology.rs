@@ -670,3 +670,72 @@ fn bgp_peer_to_a_spine_has_no_session_on_the_other_side() {
         "10.1.34.2 is spine0, which has no rack and so no sessions to nodes",
     );
 }
+
+#[test]
+fn bgp_peer_node_selector_that_does_not_parse() {
+    let text = mutate(
+        "nodeSelector: rack == 'rack1'",
+        "nodeSelector: rack == 'rack1",
+    );
+    assert_only_problem(
+        &text,
+        "calico.bgpPeers[1].nodeSelector",
+        "unterminated string",
+    );
+}
+
+#[test]
+fn bgp_peer_node_selector_reaching_another_leafs_rack() {
+    let text = mutate("nodeSelector: rack == 'rack1'", "nodeSelector: has(rack)");
+    assert_only_problem(
+        &text,
+        "calico.bgpPeers[1].nodeSelector",
+        "selects calico-bgp-rr-control-plane in rack rack0 (leaf leaf0), calico-bgp-rr-worker in rack rack0 (leaf leaf0); leaf1 has sessions for its own racks' nodes only",
+    );
+}
+
+#[test]
+fn bgp_peer_node_selector_that_selects_nothing() {
+    let text = mutate(
+        "nodeSelector: rack == 'rack1'",
+        "nodeSelector: rack == 'rack9'",
+    );
+    assert_only_problem(&text, "calico.bgpPeers[1].nodeSelector", "selects no node");
+}
+
+#[test]
+fn pods_named_twice_or_badly() {
+    let text = mutate(
+        "address: 10.1.8.11 }",
+        "address: 10.1.8.11, pods: [calico-bgp-rr-worker2-pod1, Web_1] }",
+    );
+    let (message, problems) = invalid(&text);
+    assert_eq!(problems.len(), 2, "{message}");
+    assert_problem(
+        &message,
+        &problems,
+        "racks[1].nodes[1].pods[0]",
+        "'calico-bgp-rr-worker2-pod1' is used twice",
+    );
+    assert_problem(
+        &message,
+        &problems,
+        "racks[1].nodes[1].pods[1]",
+        "must be lower-case",
+    );
+}
+
+#[test]
+fn pods_default_to_two_named_after_the_node_and_may_be_listed() {
+    let t = Topology::seed();
+    assert_eq!(
+        t.racks[0].nodes[1].pod_names(),
+        ["calico-bgp-rr-worker-pod1", "calico-bgp-rr-worker-pod2"]
+    );
+    let text = mutate(
+        "address: 10.1.8.11 }",
+        "address: 10.1.8.11, pods: [web, db, cache] }",
+    );
+    let t = Topology::from_yaml(&text, "lab.yaml").unwrap();
+    assert_eq!(t.racks[1].nodes[1].pod_names(), ["web", "db", "cache"]);
+}

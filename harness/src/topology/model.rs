@@ -143,6 +143,18 @@ pub struct Node {
     /// Labels added to the rack's.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Pods placed on the node; absent: two, named after the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods: Option<Vec<String>>,
+}
+
+impl Node {
+    /// The node's pods: as listed, or `<node>-pod1` and `<node>-pod2`.
+    pub fn pod_names(&self) -> Vec<String> {
+        self.pods
+            .clone()
+            .unwrap_or_else(|| (1..=2).map(|k| format!("{}-pod{k}", self.name)).collect())
+    }
 }
 
 fn default_node_interface() -> String {

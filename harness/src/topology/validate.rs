@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use super::{Problem, Topology};
+use crate::calico::selector::Selector;
 
 /// Linux's limit on interface names (IFNAMSIZ - 1).
 pub const MAX_INTERFACE_NAME: usize = 15;
@@ -433,8 +434,95 @@ impl Checker {
                     Some(_) => {}
                 }
             }
+            if let Some(text) = &peer.node_selector {
+                // A peer that is no leaf of a rack is reported above.
+                let leaf = router_addresses
+                    .get(&peer.peer_ip)
+                    .copied()
+                    .filter(|r| t.rack_of_leaf(r).next().is_some());
+                self.node_selector(t, &at, text, leaf);
+            }
             if peer.node.is_some() && peer.node_selector.is_some() {
                 self.report(at, "set node or nodeSelector, not both");
+            }
+        }
+        self.pods(t);
+    }
+
+    /// A selector must parse, and every node it selects must sit in a rack of the
+    /// peer's leaf: the leaf has sessions configured for its racks' nodes only.
+    fn node_selector(&mut self, t: &Topology, at: &str, text: &str, leaf: Option<&str>) {
+        let selector = match Selector::parse(text) {
+            Ok(s) => s,
+            Err(e) => return self.report(format!("{at}.nodeSelector"), e.to_string()),
+        };
+        let selected: Vec<_> = t
+            .nodes()
+            .filter(|(rack, node)| selector.matches(&t.node_labels(rack, node)))
+            .collect();
+        if selected.is_empty() {
+            self.report(
+                format!("{at}.nodeSelector"),
+                format!("'{text}' selects no node"),
+            );
+        }
+        if let Some(leaf) = leaf {
+            let strays: Vec<String> = selected
+                .iter()
+                .filter(|(rack, _)| rack.leaf != leaf)
+                .map(|(rack, node)| {
+                    format!("{} in rack {} (leaf {})", node.name, rack.name, rack.leaf)
+                })
+                .collect();
+            if !strays.is_empty() {
+                self.report(
+                    format!("{at}.nodeSelector"),
+                    format!(
+                        "'{text}' selects {}; {leaf} has sessions for its own racks' nodes only",
+                        strays.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+
+    fn pods(&mut self, t: &Topology) {
+        let capacity = 1usize << (32 - u32::from(t.calico.block_size.min(32)));
+        let mut seen = BTreeSet::new();
+        // A node named twice is reported already; its pods would only repeat that.
+        let mut names = BTreeSet::new();
+        let twice: BTreeSet<&str> = t
+            .nodes()
+            .filter(|(_, n)| !names.insert(n.name.as_str()))
+            .map(|(_, n)| n.name.as_str())
+            .collect();
+        for (i, rack) in t.racks.iter().enumerate() {
+            for (j, node) in rack.nodes.iter().enumerate() {
+                let at = format!("racks[{i}].nodes[{j}].pods");
+                let pods = node.pod_names();
+                if pods.len() > capacity {
+                    self.report(
+                        at.clone(),
+                        format!(
+                            "{} pods do not fit a /{} block",
+                            pods.len(),
+                            t.calico.block_size
+                        ),
+                    );
+                }
+                for (k, pod) in pods.iter().enumerate() {
+                    if !is_pod_name(pod) {
+                        self.report(
+                            format!("{at}[{k}]"),
+                            format!("pod name '{pod}' must be lower-case letters, digits and '-' (at most 63)"),
+                        );
+                    } else if !seen.insert(pod.clone()) && !twice.contains(node.name.as_str()) {
+                        self.report(
+                            format!("{at}[{k}]"),
+                            format!("pod name '{pod}' is used twice"),
+                        );
+                    }
+                }
             }
         }
     }
@@ -477,9 +565,18 @@ fn host_address_in(addr: Ipv4Addr, net: Ipv4Net) -> bool {
 }
 
 /// A Kubernetes node name, hostname and container-name part.
+/// A Kubernetes pod name; the harness also names the pod's network namespace so.
+fn is_pod_name(name: &str) -> bool {
+    is_label(name, 63)
+}
+
 pub fn is_dns_label(name: &str) -> bool {
+    is_label(name, 40)
+}
+
+fn is_label(name: &str, max: usize) -> bool {
     !name.is_empty()
-        && name.len() <= 40
+        && name.len() <= max
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')

@@ -1,0 +1,243 @@
+//! What the emulated flavor's node containers need: the Calico objects a cluster
+//! starts with, pod placement, Calico-style pod wiring, and BIRD's protocol table.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::net::Ipv4Addr;
+
+use ipnet::IpNet;
+use sha2::{Digest, Sha256};
+
+use super::ipam::{allocate, node_blocks, pod_address};
+use super::peers::{resolve, Cluster, Mesh, MeshOutcome};
+use super::resources::{
+    parse, CalicoError, EncapMode, IpPoolSpec, Metadata, NodeBgp, NodeSpec, Resource, Resources,
+};
+use crate::render::calico_resources;
+use crate::topology::Topology;
+
+/// The objects calico-node and the v3.23 manifest create by themselves: the default
+/// IPv4 pool and one Node per Kubernetes node with its labels and autodetected
+/// address, no AS number (a fresh install runs the full mesh).
+pub fn installed(t: &Topology) -> Vec<Resource> {
+    let c = &t.calico;
+    let mode = |m: &str| match m {
+        "Always" => EncapMode::Always,
+        "CrossSubnet" => EncapMode::CrossSubnet,
+        _ => EncapMode::Never,
+    };
+    let mut out = vec![Resource::IpPool(
+        "default-ipv4-ippool".into(),
+        IpPoolSpec {
+            cidr: IpNet::V4(c.pod_cidr),
+            block_size: Some(c.block_size),
+            ipip_mode: mode(&c.ipip_mode),
+            vxlan_mode: mode(&c.vxlan_mode),
+            nat_outgoing: true,
+            ..IpPoolSpec::default()
+        },
+    )];
+    for (rack, node) in t.nodes() {
+        let mut labels = t.node_labels(rack, node);
+        labels.insert("kubernetes.io/hostname".into(), node.name.clone());
+        labels.insert("kubernetes.io/os".into(), "linux".into());
+        out.push(Resource::Node(
+            Metadata {
+                name: node.name.clone(),
+                labels,
+            },
+            NodeSpec {
+                bgp: Some(NodeBgp {
+                    ipv4_address: Some(format!("{}/{}", node.address, rack.subnet.prefix_len())),
+                    ..NodeBgp::default()
+                }),
+                ..NodeSpec::default()
+            },
+        ));
+    }
+    out
+}
+
+/// The objects the topology applies on top (BGPConfiguration, Nodes with AS numbers,
+/// BGPPeers): the same YAML `calico-lab render` writes for calicoctl.
+pub fn configured(t: &Topology) -> Result<Vec<Resource>, CalicoError> {
+    parse(&calico_resources(t), "topology's Calico resources")
+}
+
+/// Which Calico objects the nodes start from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CalicoState {
+    /// The topology's own: mesh as it says, Node AS numbers, BGPPeers to the leafs.
+    #[default]
+    Configured,
+    /// As right after installing Calico: the default pool and bare Nodes, so the full
+    /// mesh; the seed's later steps are then applied with `Lab::apply`.
+    Installed,
+}
+
+/// The cluster's Calico objects at start, with a block allocated to every node in
+/// topology order.
+pub fn starting_resources(t: &Topology, state: CalicoState) -> Result<Resources, String> {
+    let mut objects = installed(t);
+    if state == CalicoState::Configured {
+        objects.extend(configured(t).map_err(|e| e.to_string())?);
+    }
+    let mut resources = Resources::default();
+    resources.apply(objects).map_err(|e| e.to_string())?;
+    let nodes: Vec<&str> = t.nodes().map(|(_, n)| n.name.as_str()).collect();
+    let blocks = allocate(&resources, &nodes).map_err(|e| e.to_string())?;
+    resources.apply(blocks).map_err(|e| e.to_string())?;
+    Ok(resources)
+}
+
+/// A pod: a network namespace in its node's container, wired as Calico's CNI does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pod {
+    pub name: String,
+    pub node: String,
+    pub ip: Ipv4Addr,
+    /// The host side of the pod's veth (`cali` + 11 hex digits).
+    pub veth: String,
+}
+
+/// Every pod of the topology with its address from its node's first block, in
+/// topology order. A node without a block gets no pods.
+pub fn pods(t: &Topology, resources: &Resources) -> Vec<Pod> {
+    let mut out = Vec::new();
+    for (_, node) in t.nodes() {
+        let Some(block) = node_blocks(resources, &node.name).into_iter().next() else {
+            continue;
+        };
+        for (k, name) in node.pod_names().into_iter().enumerate() {
+            if let Some(ip) = pod_address(block.cidr, k) {
+                out.push(Pod {
+                    veth: veth_name(&name),
+                    name,
+                    node: node.name.clone(),
+                    ip,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Calico names the host side after a hash of the workload: `cali` + 11 hex digits.
+pub fn veth_name(pod: &str) -> String {
+    let digest = Sha256::digest(format!("default.{pod}").as_bytes());
+    format!("cali{}", &hex::encode(digest)[..11])
+}
+
+/// Shell commands that create `pods` in their node, as the CNI plugin and Felix wire
+/// them: a /32 on the pod's eth0, the 169.254.1.1 gateway the host answers by proxy
+/// ARP, and a /32 route to the pod on the host.
+pub fn pod_script(pods: &[&Pod]) -> String {
+    let mut s = String::from("set -e\n");
+    for p in pods {
+        let (n, v, ip) = (&p.name, &p.veth, p.ip);
+        let _ = write!(
+            s,
+            "ip netns add {n}\n\
+             ip link add {v} type veth peer name eth0 netns {n}\n\
+             ip link set {v} address ee:ee:ee:ee:ee:ee up\n\
+             sysctl -qw net.ipv4.conf.{v}.proxy_arp=1 net.ipv4.neigh.{v}.proxy_delay=0 net.ipv4.conf.{v}.forwarding=1 net.ipv4.conf.{v}.rp_filter=0\n\
+             ip route add {ip}/32 dev {v} scope link\n\
+             ip -n {n} link set lo up\n\
+             ip -n {n} link set eth0 up\n\
+             ip -n {n} addr add {ip}/32 dev eth0\n\
+             ip -n {n} route add 169.254.1.1 dev eth0 scope link\n\
+             ip -n {n} route add default via 169.254.1.1 dev eth0\n"
+        );
+    }
+    s
+}
+
+/// The BGP protocols `node` must run, by BIRD name: what its render writes.
+pub fn expected_protocols(resources: &Resources, node: &str) -> Vec<String> {
+    let cluster = Cluster::new(resources);
+    let Some(peers) = resolve(&cluster, node) else {
+        return Vec::new();
+    };
+    let mesh = match &peers.mesh {
+        Mesh::Enabled(entries) => entries
+            .iter()
+            .filter_map(|e| match &e.outcome {
+                MeshOutcome::Peer(p) => Some(p.protocol_name()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let explicit = peers
+        .global
+        .values()
+        .chain(peers.node_specific.values())
+        .filter(|p| p.skip.is_none())
+        .map(|p| p.protocol_name());
+    mesh.into_iter().chain(explicit).collect()
+}
+
+/// One row of BIRD's `show protocols`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolRow {
+    pub name: String,
+    pub proto: String,
+    pub state: String,
+    pub since: String,
+    /// For BGP the session state, then any error text.
+    pub info: String,
+}
+
+/// Parses `birdc show protocols` (banner and header skipped).
+pub fn parse_show_protocols(text: &str) -> BTreeMap<String, ProtocolRow> {
+    text.lines()
+        .skip_while(|l| !l.starts_with("name "))
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let name = f.next()?.to_string();
+            let proto = f.next()?.to_string();
+            let _table = f.next()?;
+            let state = f.next()?.to_string();
+            let since = f.next().unwrap_or_default().to_string();
+            let info = f.collect::<Vec<_>>().join(" ");
+            Some((
+                name.clone(),
+                ProtocolRow {
+                    name,
+                    proto,
+                    state,
+                    since,
+                    info,
+                },
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn veth_names_fit_and_are_stable() {
+        let v = veth_name("calico-bgp-rr-worker-pod1");
+        assert_eq!(v.len(), 15);
+        assert!(v.starts_with("cali"));
+        assert_eq!(v, veth_name("calico-bgp-rr-worker-pod1"));
+        assert_ne!(v, veth_name("calico-bgp-rr-worker-pod2"));
+    }
+
+    #[test]
+    fn show_protocols_rows() {
+        let text = "BIRD 1.6.8 ready.\nname     proto    table    state  since       info\n\
+                    static1  Static   master   up     10:01:02\n\
+                    Node_10_1_5_1 BGP      master   start  10:01:07    Active        Socket: Connection refused\n";
+        let rows = parse_show_protocols(text);
+        assert_eq!(rows.len(), 2);
+        let n = &rows["Node_10_1_5_1"];
+        assert_eq!((n.proto.as_str(), n.state.as_str()), ("BGP", "start"));
+        assert_eq!(n.info, "Active Socket: Connection refused");
+        assert_eq!(rows["static1"].info, "");
+    }
+}

@@ -1,0 +1,16 @@
+//! Emulated calico-node: Calico resources in, BIRD configuration and pod wiring out.
+//!
+//! `resources` parses what `calicoctl apply` takes, `selector` is Calico's label
+//! selector language, `peers` resolves BGP peerings as confd does, `ipam` hands out
+//! blocks and pod addresses, `confd` renders exactly what calico-node v3.23 writes and
+//! `bird` adapts that for upstream BIRD 1.6.
+
+pub mod bird;
+pub mod confd;
+pub mod emulated;
+pub mod ipam;
+pub mod peers;
+pub mod resources;
+pub mod selector;
+
+pub use resources::{CalicoError, Resources};

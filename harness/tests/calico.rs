@@ -1,0 +1,349 @@
+//! The emulated calico-node without Docker: resources, peer resolution, IPAM and the
+//! BIRD render for the seed lab, each golden file checked by BIRD itself.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use calico_lab::calico::bird::upstream;
+use calico_lab::calico::confd::render;
+use calico_lab::calico::emulated::{
+    expected_protocols, installed, pods, starting_resources, CalicoState,
+};
+use calico_lab::calico::peers::{resolve, Cluster, Mesh, MeshOutcome};
+use calico_lab::calico::resources::{load, parse, Resource};
+use calico_lab::calico::Resources;
+use calico_lab::Topology;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn seed_fixture(name: &str) -> Vec<Resource> {
+    load(&root().join("fixtures/calico").join(name)).unwrap()
+}
+
+fn cluster(yaml: &str) -> Resources {
+    let mut r = Resources::default();
+    r.apply(parse(yaml, "test").unwrap()).unwrap();
+    r
+}
+
+#[test]
+fn every_seed_resource_form_parses() {
+    let list = seed_fixture("1-disable-full-mesh.yaml");
+    assert!(
+        matches!(&list[..], [Resource::BgpConfiguration(n, s)] if n == "default" && s.node_to_node_mesh_enabled == Some(false))
+    );
+    for file in ["2-nodes.yaml", "2-nodes-long.yaml"] {
+        let nodes = seed_fixture(file);
+        assert_eq!(nodes.len(), 4, "{file}");
+        let Resource::Node(meta, spec) = &nodes[0] else {
+            panic!("{file}: not a Node")
+        };
+        assert_eq!(meta.labels["rack"], "rack0");
+        let bgp = spec.bgp.as_ref().unwrap();
+        assert_eq!(
+            (bgp.as_number.unwrap().0, bgp.ipv4_address.as_deref()),
+            (65005, Some("10.1.5.10/24"))
+        );
+    }
+    assert_eq!(seed_fixture("3-bgppeers.yaml").len(), 2);
+    assert_eq!(seed_fixture("4-service-advertisement.yaml").len(), 1);
+}
+
+#[test]
+fn bad_resources_are_clear_errors() {
+    let cases = [
+        ("apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: x}\n", "unknown kind \"GlobalNetworkPolicy\""),
+        ("apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: p}\nspec: {peerIP: 10.0.0.1, asNumber: 1, colour: red}\n", "spec.colour: unknown field `colour`"),
+        ("apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: p}\nspec: {peerIP: 10.0.0.1, asNumber: -4}\n", "spec.asNumber"),
+        ("apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.0.0.0/33}\n", "spec.cidr"),
+        ("apiVersion: projectcalico.org/v2\nkind: BGPPeer\nmetadata: {name: p}\n", "unsupported apiVersion"),
+        ("apiVersion: projectcalico.org/v3\nkind: BGPPeer\nspec: {}\n", "metadata.name: missing"),
+    ];
+    for (yaml, want) in cases {
+        let err = parse(yaml, "bad.yaml").unwrap_err().to_string();
+        assert!(err.starts_with("bad.yaml: document 1"), "{err}");
+        assert!(err.contains(want), "{err:?} lacks {want:?}");
+    }
+    let applied = [
+        (
+            "spec: {peerIP: 10.0.0.1:99999, asNumber: 1}",
+            "is not ip, ip:port",
+        ),
+        (
+            "spec: {peerIP: 10.0.0.1, asNumber: 1, peerSelector: all()}",
+            "cannot both be set",
+        ),
+        ("spec: {peerSelector: \"rack == 'a\"}", "unterminated"),
+        ("spec: {asNumber: 1}", "one of peerIP or peerSelector"),
+    ];
+    for (spec, want) in applied {
+        let yaml = format!(
+            "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: p}}\n{spec}\n"
+        );
+        let err = Resources::default()
+            .apply(parse(&yaml, "t").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(want), "{err:?} lacks {want:?}");
+    }
+}
+
+const NODES: &str = "
+apiVersion: projectcalico.org/v3
+kind: Node
+metadata: {name: a, labels: {rack: r0}}
+spec: {bgp: {ipv4Address: 10.0.0.1/24}}
+---
+apiVersion: projectcalico.org/v3
+kind: Node
+metadata: {name: b, labels: {rack: r0}}
+spec: {bgp: {ipv4Address: 10.0.0.2/24, asNumber: 65001}}
+---
+apiVersion: projectcalico.org/v3
+kind: Node
+metadata: {name: c, labels: {rack: r1, rr: 'yes'}}
+spec: {bgp: {ipv4Address: 10.0.0.3/24, routeReflectorClusterID: 1.1.1.1}}
+";
+
+/// (extra resources, node, expected protocols in render order)
+#[test]
+fn peer_resolution_table() {
+    let mesh_off = "---\napiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {nodeToNodeMeshEnabled: false, asNumber: 65000}\n";
+    let peer = |spec: &str| {
+        format!("---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: p{}}}\nspec: {spec}\n", spec.len())
+    };
+    let cases: Vec<(String, &str, Vec<&str>)> = vec![
+        // Mesh on by default, route reflectors left out of it.
+        (String::new(), "a", vec!["Mesh_10_0_0_2"]),
+        (String::new(), "c", vec![]),
+        (mesh_off.to_string(), "a", vec![]),
+        // Global peer on every node, ports named.
+        (
+            format!(
+                "{mesh_off}{}",
+                peer("{peerIP: '10.9.0.1:1790', asNumber: 1}")
+            ),
+            "b",
+            vec!["Global_10_9_0_1_port_1790"],
+        ),
+        // By node and by nodeSelector.
+        (
+            format!(
+                "{mesh_off}{}",
+                peer("{peerIP: 10.9.0.1, asNumber: 1, node: a}")
+            ),
+            "a",
+            vec!["Node_10_9_0_1"],
+        ),
+        (
+            format!(
+                "{mesh_off}{}",
+                peer("{peerIP: 10.9.0.1, asNumber: 1, node: a}")
+            ),
+            "b",
+            vec![],
+        ),
+        (
+            format!(
+                "{mesh_off}{}",
+                peer("{peerIP: 10.9.0.1, asNumber: 1, nodeSelector: \"rack == 'r0'\"}")
+            ),
+            "b",
+            vec!["Node_10_9_0_1"],
+        ),
+        (
+            format!(
+                "{mesh_off}{}",
+                peer("{peerIP: 10.9.0.1, asNumber: 1, nodeSelector: \"rack == 'r0'\"}")
+            ),
+            "c",
+            vec![],
+        ),
+        // peerSelector peers both ways: a and b with the reflector c, and c back.
+        (
+            format!(
+                "{mesh_off}{}",
+                peer("{nodeSelector: \"rack == 'r0'\", peerSelector: has(rr)}")
+            ),
+            "a",
+            vec!["Node_10_0_0_3"],
+        ),
+        (
+            format!(
+                "{mesh_off}{}",
+                peer("{nodeSelector: \"rack == 'r0'\", peerSelector: has(rr)}")
+            ),
+            "c",
+            vec!["Node_10_0_0_1", "Node_10_0_0_2"],
+        ),
+        // A node-specific peer with a global peer's address is skipped.
+        (
+            format!(
+                "{mesh_off}{}{}",
+                peer("{peerIP: 10.9.0.1, asNumber: 1}"),
+                peer("{peerIP: 10.9.0.1, asNumber: 1, node: a}")
+            ),
+            "a",
+            vec!["Global_10_9_0_1"],
+        ),
+        // A peer at our own address is skipped.
+        (
+            format!("{mesh_off}{}", peer("{peerIP: 10.0.0.1, asNumber: 1}")),
+            "a",
+            vec![],
+        ),
+    ];
+    for (extra, node, want) in cases {
+        let r = cluster(&format!("{NODES}{extra}"));
+        assert_eq!(
+            expected_protocols(&r, node),
+            want,
+            "node {node} with:{extra}"
+        );
+    }
+}
+
+#[test]
+fn asn_fallbacks_route_reflection_and_passive_side() {
+    let r = cluster(NODES);
+    let c = Cluster::new(&r);
+    // Node's own AS, else BGPConfiguration's, else 64512.
+    assert_eq!((c.nodes["a"].asn, c.nodes["b"].asn), (64512, 65001));
+    let r2 = cluster(&format!("{NODES}---\napiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {{name: default}}\nspec: {{asNumber: 65000}}\n"));
+    assert_eq!(Cluster::new(&r2).nodes["a"].asn, 65000);
+    // a (10.0.0.1) listens for b (10.0.0.2): the greater address connects.
+    let Mesh::Enabled(entries) = resolve(&c, "a").unwrap().mesh else {
+        panic!("mesh")
+    };
+    assert!(matches!(entries[0].outcome, MeshOutcome::Ourselves));
+    assert!(matches!(entries[2].outcome, MeshOutcome::RouteReflector(ref id) if id == "1.1.1.1"));
+    let a = render(&r, "a").unwrap().bird;
+    assert!(a.contains("neighbor 10.0.0.2 as 65001;\n  source address 10.0.0.1;  # The local address we use for the TCP connection\n  passive on;"), "{a}");
+    // The reflector's same-AS clients get `rr client`.
+    let rr = cluster(&format!("{NODES}---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: p}}\nspec: {{nodeSelector: all(), peerSelector: has(rr)}}\n"));
+    let c_cfg = render(&rr, "c").unwrap().bird;
+    assert!(c_cfg.contains("protocol bgp Node_10_0_0_1 from bgp_template {\n  neighbor 10.0.0.1 as 64512;\n  source address 10.0.0.3;  # The local address we use for the TCP connection\n  rr client;\n  rr cluster id 1.1.1.1;"), "{c_cfg}");
+    assert!(!c_cfg.contains("Node_10_0_0_2 from bgp_template {\n  neighbor 10.0.0.2 as 65001;\n  source address 10.0.0.3;  # The local address we use for the TCP connection\n  rr client"), "different AS: no rr client");
+}
+
+fn seed() -> Topology {
+    Topology::seed()
+}
+
+#[test]
+fn seed_steps_give_the_topologys_configuration() {
+    let t = seed();
+    let mut by_steps = Resources::default();
+    by_steps.apply(installed(&t)).unwrap();
+    for step in [
+        "1-disable-full-mesh.yaml",
+        "2-nodes.yaml",
+        "3-bgppeers.yaml",
+    ] {
+        by_steps.apply(seed_fixture(step)).unwrap();
+    }
+    let configured = starting_resources(&t, CalicoState::Configured).unwrap();
+    by_steps.block_affinities = configured.block_affinities.clone();
+    for (_, node) in t.nodes() {
+        assert_eq!(
+            render(&by_steps, &node.name).unwrap(),
+            render(&configured, &node.name).unwrap(),
+            "{}",
+            node.name
+        );
+    }
+}
+
+#[test]
+fn seed_nodes_peer_only_with_their_leaf_and_pods_sit_in_their_block() {
+    let t = seed();
+    let r = starting_resources(&t, CalicoState::Configured).unwrap();
+    for (rack, node) in t.nodes() {
+        assert_eq!(
+            expected_protocols(&r, &node.name),
+            [format!(
+                "Node_{}",
+                rack.gateway.to_string().replace('.', "_")
+            )]
+        );
+    }
+    let fresh = starting_resources(&t, CalicoState::Installed).unwrap();
+    assert_eq!(
+        expected_protocols(&fresh, "calico-bgp-rr-worker").len(),
+        3,
+        "full mesh to the 3 others"
+    );
+    let pods = pods(&t, &r);
+    assert_eq!(pods.len(), 8);
+    for p in &pods {
+        let block = calico_lab::calico::ipam::node_blocks(&r, &p.node)[0].cidr;
+        assert!(block.contains(&p.ip), "{p:?} outside {block}");
+    }
+}
+
+/// Golden upstream-BIRD files for the seed's four nodes, each parsed by `bird -p`.
+#[test]
+fn seed_bird_files_match_golden_and_bird_accepts_them() {
+    let t = seed();
+    let r = starting_resources(&t, CalicoState::Configured).unwrap();
+    let golden = root().join("fixtures/golden/calico-bgp-rr/bird");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    for (_, node) in t.nodes() {
+        let files = upstream(&render(&r, &node.name).unwrap());
+        let dir = golden.join(&node.name);
+        for (name, text) in files.files() {
+            let path = dir.join(name);
+            if update {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&path, text).unwrap();
+            }
+            let want = std::fs::read_to_string(&path).unwrap_or_default();
+            assert_eq!(
+                text,
+                want,
+                "{} differs (UPDATE_GOLDEN=1 rewrites it)",
+                path.display()
+            );
+        }
+        bird_accepts(&dir);
+    }
+}
+
+/// Calico's exact form (with `krt_tunnel`) is what upstream BIRD rejects; the
+/// adaptation is what makes it load.
+#[test]
+fn upstream_bird_rejects_calicos_fork_syntax_only() {
+    let t = seed();
+    let r = starting_resources(&t, CalicoState::Configured).unwrap();
+    let exact = render(&r, "calico-bgp-rr-worker").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in exact.files() {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let out = bird_parse(dir.path());
+    assert!(!out.status.success(), "bird accepted krt_tunnel");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bird_ipam.cfg"),
+        "{out:?}"
+    );
+}
+
+fn bird_parse(dir: &Path) -> std::process::Output {
+    Command::new("bird")
+        .args(["-p", "-c", "bird.cfg"])
+        .current_dir(dir)
+        .output()
+        .expect("`bird` (Debian package bird, installed by ci/bootstrap) runs")
+}
+
+fn bird_accepts(dir: &Path) {
+    let out = bird_parse(dir);
+    assert!(
+        out.status.success(),
+        "bird -p rejected {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

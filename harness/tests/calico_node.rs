@@ -1,0 +1,285 @@
+//! The emulated calico-node on the seed lab, for real: BIRD sessions to the leafs,
+//! blocks in every RIB, Calico-style pods, and resources applied to a running lab.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use calico_lab::calico::ipam::node_blocks;
+use calico_lab::calico::resources::load;
+use calico_lab::{CalicoState, Lab, LabOptions, Topology};
+
+const BUDGET: Duration = Duration::from_secs(60);
+
+fn fixture(name: &str) -> Vec<calico_lab::calico::resources::Resource> {
+    load(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures/calico")
+            .join(name),
+    )
+    .unwrap()
+}
+
+async fn lab(name: &str, calico: CalicoState) -> Lab {
+    let options = LabOptions {
+        // The process id keeps concurrent test runs apart.
+        name: Some(format!("t{}-{name}", std::process::id())),
+        calico,
+        ..LabOptions::default()
+    };
+    let lab = Lab::up(Topology::seed(), options).await.unwrap();
+    lab.wait_for_fabric(BUDGET).await.unwrap();
+    lab.wait_for_calico(BUDGET).await.unwrap();
+    lab
+}
+
+/// Next hops of the kernel route to `prefix` on `device` (empty: no such route).
+async fn next_hops(lab: &Lab, device: &str, prefix: &str) -> (String, BTreeSet<Ipv4Addr>) {
+    let out = lab
+        .exec(device, &["ip", "-4", "route", "show", prefix])
+        .await
+        .unwrap();
+    let hops = out
+        .stdout
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .filter(|w| w[0] == "via")
+        .filter_map(|w| w[1].parse().ok())
+        .collect();
+    (out.stdout, hops)
+}
+
+/// Polls `check` (which returns what is still wrong) until it is empty.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
+    let started = Instant::now();
+    loop {
+        let wrong = check().await;
+        if wrong.is_empty() {
+            return;
+        }
+        assert!(
+            started.elapsed() < BUDGET,
+            "{what} after {BUDGET:?}:\n{}",
+            wrong.join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lab_calico_seed_nodes_peer_with_their_leaf_and_blocks_reach_every_rib() {
+    let lab = lab("calico-seed", CalicoState::Configured).await;
+    let t = lab.topology().clone();
+
+    for (rack, node) in t.nodes() {
+        let rows = lab.bird_protocols(&node.name).await.unwrap();
+        let bgp: Vec<(&String, &str)> = rows
+            .iter()
+            .filter(|(_, r)| r.proto == "BGP")
+            .map(|(n, r)| (n, r.info.as_str()))
+            .collect();
+        let leaf = format!("Node_{}", rack.gateway.to_string().replace('.', "_"));
+        assert_eq!(bgp, [(&leaf, "Established")], "{}", node.name);
+    }
+
+    let blocks = |node: &str| node_blocks(lab.calico(), node)[0].cidr.to_string();
+    eventually("blocks in the leafs' and nodes' kernel tables", || async {
+        let mut wrong = Vec::new();
+        for rack in &t.racks {
+            let spines: BTreeSet<Ipv4Addr> = t
+                .bgp_neighbors(&rack.leaf)
+                .iter()
+                .filter(|n| !n.rr_client)
+                .map(|n| n.address)
+                .collect();
+            for (other, node) in t.nodes() {
+                let (route, hops) = next_hops(&lab, &rack.leaf, &blocks(&node.name)).await;
+                let ok = if other.name == rack.name {
+                    hops == BTreeSet::from([node.address])
+                } else {
+                    !hops.is_empty() && hops.is_subset(&spines)
+                };
+                if !ok {
+                    wrong.push(format!("{}: {} -> {route:?}", rack.leaf, node.name));
+                }
+            }
+        }
+        for (_, node) in t.nodes() {
+            let out = lab
+                .exec(&node.name, &["ip", "-4", "route"])
+                .await
+                .unwrap()
+                .stdout;
+            let own = format!("blackhole {} proto bird", blocks(&node.name));
+            if !out.contains(&own) {
+                wrong.push(format!("{}: no '{own}' in\n{out}", node.name));
+            }
+            for (_, other) in t.nodes().filter(|(_, o)| o.name != node.name) {
+                let (route, hops) = next_hops(&lab, &node.name, &blocks(&other.name)).await;
+                if hops.is_empty() || !route.contains("proto bird") {
+                    wrong.push(format!("{}: {} -> {route:?}", node.name, other.name));
+                }
+            }
+        }
+        wrong
+    })
+    .await;
+
+    // Two pods on one node, through the node's routing table.
+    let first_node = &t.racks[0].nodes[0].name;
+    let on_node: Vec<_> = lab
+        .pods()
+        .iter()
+        .filter(|p| &p.node == first_node)
+        .collect();
+    let [a, b] = on_node[..] else {
+        panic!("two pods on {first_node}: {on_node:?}")
+    };
+    let ping = lab
+        .pod_exec(
+            &a.name,
+            &["ping", "-c", "3", "-i", "0.2", "-W", "1", &b.ip.to_string()],
+        )
+        .await
+        .unwrap();
+    assert!(
+        ping.stdout.contains("3 received"),
+        "{a:?} -> {b:?}: {}",
+        ping.stdout
+    );
+    // And across racks.
+    let far = lab
+        .pods()
+        .iter()
+        .find(|p| !t.racks[0].nodes.iter().any(|n| n.name == p.node))
+        .unwrap();
+    let ping = lab
+        .pod_exec(
+            &a.name,
+            &[
+                "ping",
+                "-c",
+                "3",
+                "-i",
+                "0.2",
+                "-W",
+                "1",
+                &far.ip.to_string(),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(
+        ping.stdout.contains("3 received"),
+        "{a:?} -> {far:?}: {}",
+        ping.stdout
+    );
+    lab.down().await.unwrap();
+}
+
+/// The seed's own order on a running lab: Calico installed (full mesh), mesh
+/// disabled, then Node AS numbers and the BGPPeers; then service advertisement.
+#[tokio::test(flavor = "multi_thread")]
+async fn lab_calico_seed_sequence_moves_from_mesh_to_leaf_route_reflectors() {
+    let mut lab = lab("calico-steps", CalicoState::Installed).await;
+    let t = lab.topology().clone();
+    let bgp_names = |rows: std::collections::BTreeMap<
+        String,
+        calico_lab::calico::emulated::ProtocolRow,
+    >|
+     -> Vec<String> {
+        rows.into_values()
+            .filter(|r| r.proto == "BGP")
+            .map(|r| format!("{} {}", r.name, r.info))
+            .collect()
+    };
+    let others = t.nodes().count() - 1;
+    for (_, node) in t.nodes() {
+        let names = bgp_names(lab.bird_protocols(&node.name).await.unwrap());
+        assert_eq!(names.len(), others, "{}: {names:?}", node.name);
+        assert!(
+            names
+                .iter()
+                .all(|n| n.starts_with("Mesh_") && n.ends_with("Established")),
+            "{names:?}"
+        );
+    }
+
+    let changed = lab
+        .apply(fixture("1-disable-full-mesh.yaml"))
+        .await
+        .unwrap();
+    assert_eq!(changed.len(), t.nodes().count(), "every node re-rendered");
+    lab.wait_for_calico(BUDGET).await.unwrap();
+    for (_, node) in t.nodes() {
+        assert_eq!(
+            bgp_names(lab.bird_protocols(&node.name).await.unwrap()),
+            Vec::<String>::new()
+        );
+    }
+
+    let mut step = fixture("2-nodes.yaml");
+    step.extend(fixture("3-bgppeers.yaml"));
+    lab.apply(step).await.unwrap();
+    lab.wait_for_calico(BUDGET).await.unwrap();
+    for (rack, node) in t.nodes() {
+        let names = bgp_names(lab.bird_protocols(&node.name).await.unwrap());
+        let leaf = format!(
+            "Node_{} Established",
+            rack.gateway.to_string().replace('.', "_")
+        );
+        assert_eq!(names, [leaf], "{}", node.name);
+    }
+
+    // Service CIDRs: every node advertises them, so each leaf has a path per rack node.
+    lab.apply(fixture("4-service-advertisement.yaml"))
+        .await
+        .unwrap();
+    let services = ["10.96.0.0/16", "20.0.0.0/16", "30.0.0.0/16"];
+    eventually("service CIDRs from every rack node on its leaf", || async {
+        let mut wrong = Vec::new();
+        for rack in &t.racks {
+            for cidr in services {
+                let out = lab
+                    .exec(
+                        &rack.leaf,
+                        &["vtysh", "-c", &format!("show bgp ipv4 unicast {cidr} json")],
+                    )
+                    .await
+                    .unwrap()
+                    .stdout;
+                let json: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+                let peers: BTreeSet<String> = json["paths"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p["peer"]["peerId"].as_str().map(String::from))
+                    .collect();
+                for node in &rack.nodes {
+                    if !peers.contains(&node.address.to_string()) {
+                        wrong.push(format!(
+                            "{}: {cidr}: no path from {} ({peers:?})",
+                            rack.leaf, node.name
+                        ));
+                    }
+                }
+            }
+        }
+        wrong
+    })
+    .await;
+    // Not programmed into the nodes' own kernel tables (kube-proxy owns service IPs).
+    let routes = lab
+        .exec(&t.racks[0].nodes[0].name, &["ip", "-4", "route"])
+        .await
+        .unwrap()
+        .stdout;
+    assert!(!routes.contains("blackhole 10.96.0.0/16"), "{routes}");
+    lab.down().await.unwrap();
+}
