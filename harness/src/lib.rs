@@ -6,6 +6,7 @@ pub mod docker;
 pub mod error;
 pub mod image;
 pub mod lab;
+pub mod probe;
 pub mod render;
 pub mod topology;
 pub mod wiring;

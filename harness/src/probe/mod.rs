@@ -1,0 +1,1 @@
+//! Commands run on lab members and parsers for what they print.
