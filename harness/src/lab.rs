@@ -360,6 +360,11 @@ impl Lab {
         }
     }
 
+    /// The BIRD files a node runs now.
+    pub fn bird_files(&self, node: &str) -> Option<&BirdFiles> {
+        self.bird_files.get(node)
+    }
+
     /// The Calico objects the cluster holds.
     pub fn calico(&self) -> &Resources {
         &self.calico
@@ -503,7 +508,13 @@ impl Lab {
         let out = self
             .exec(router, &["vtysh", "-c", "show bgp summary json"])
             .await?;
-        parse_bgp_summary(&out.stdout).map_err(|e| self.error(format!("{router}: {e}")))
+        let summary = crate::probe::parse_bgp_summary(&out.stdout)
+            .map_err(|e| self.error(format!("{router}: {e}")))?;
+        Ok(summary
+            .peers
+            .into_values()
+            .filter_map(|p| Some((p.address.parse().ok()?, p.state)))
+            .collect())
     }
 
     /// Destinations in a member's kernel routing table (`ip -4 route`).
@@ -574,6 +585,63 @@ impl Lab {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// A handle on a lab another process brought up (`calico-lab up`, a shared test
+    /// lab): its members, Calico objects and pods as the topology derives them. The
+    /// handle never tears the lab down; `calico-lab down` does.
+    pub async fn attach(topology: Topology, name: &str) -> Result<Lab> {
+        check_lab_name(name)?;
+        let docker = docker::connect().await?;
+        let found = docker::list(&docker, &[format!("{LABEL_LAB}={name}")]).await?;
+        let Some(first) = found.first() else {
+            return Err(Error::Input(format!("no lab named '{name}' is running")));
+        };
+        let label = |key: &str| {
+            first
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(key))
+                .cloned()
+                .unwrap_or_default()
+        };
+        if label(LABEL_TOPOLOGY) != topology.hash() {
+            return Err(Error::Input(format!(
+                "lab '{name}' runs another topology (hash {}, this one {})",
+                label(LABEL_TOPOLOGY),
+                topology.hash()
+            )));
+        }
+        let calico = emulated::starting_resources(&topology, CalicoState::Configured)
+            .map_err(|e| Error::Input(format!("Calico resources: {e}")))?;
+        let pods = emulated::pods(&topology, &calico);
+        let members = members(&topology, name);
+        let mut lab = Lab {
+            docker,
+            name: name.to_string(),
+            run: RunId(label(LABEL_RUN)),
+            topology,
+            members,
+            keep: KeepPolicy::Always,
+            failed: false,
+            ready: true,
+            torn_down: true,
+            calico,
+            pods,
+            bird_files: BTreeMap::new(),
+            timings: UpTimings::default(),
+        };
+        let nodes: Vec<String> = lab
+            .members
+            .iter()
+            .filter(|m| m.role == MemberRole::Node)
+            .map(|m| m.device.clone())
+            .collect();
+        for node in nodes {
+            let files = lab.render_node(&node)?;
+            lab.bird_files.insert(node, files);
+        }
+        Ok(lab)
     }
 
     /// Removes every container of this run.
@@ -673,25 +741,6 @@ fn check_lab_name(name: &str) -> Result<()> {
             "lab name '{name}' must be 1 to 40 lower-case letters, digits and '-', not starting or ending with '-'"
         )))
     }
-}
-
-/// Parses FRR's `show bgp summary json` into peer address -> state.
-pub fn parse_bgp_summary(json: &str) -> std::result::Result<BTreeMap<Ipv4Addr, String>, String> {
-    let value: serde_json::Value = serde_json::from_str(json)
-        .map_err(|e| format!("show bgp summary json is not JSON: {e}"))?;
-    let Some(peers) = value
-        .pointer("/ipv4Unicast/peers")
-        .and_then(|p| p.as_object())
-    else {
-        return Ok(BTreeMap::new());
-    };
-    Ok(peers
-        .iter()
-        .filter_map(|(addr, peer)| {
-            let state = peer.get("state")?.as_str()?.to_string();
-            Some((addr.parse().ok()?, state))
-        })
-        .collect())
 }
 
 /// Identifies one lab and the process that owns it:

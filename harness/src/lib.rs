@@ -1,13 +1,16 @@
 //! calico-lab: a leaf/spine BGP fabric with a Calico cluster, brought up in Docker
 //! and checked by named scenarios.
 
+pub mod artifacts;
 pub mod calico;
 pub mod docker;
 pub mod error;
+pub mod expect;
 pub mod image;
 pub mod lab;
 pub mod probe;
 pub mod render;
+pub mod scenario;
 pub mod topology;
 pub mod wiring;
 

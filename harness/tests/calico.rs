@@ -241,6 +241,7 @@ fn seed_steps_give_the_topologys_configuration() {
         "1-disable-full-mesh.yaml",
         "2-nodes.yaml",
         "3-bgppeers.yaml",
+        "4-service-advertisement.yaml",
     ] {
         by_steps.apply(seed_fixture(step)).unwrap();
     }

@@ -1,0 +1,257 @@
+//! The state a healthy lab must show, derived from the topology and the cluster's
+//! Calico objects: sessions per device, routes per device, the path of every pod pair.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use crate::calico::emulated::{expected_protocols, Pod};
+use crate::calico::ipam::node_blocks;
+use crate::calico::Resources;
+use crate::topology::Topology;
+
+/// A BGP session a device must have Established.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Session {
+    /// A node's BIRD protocol, by name (`Node_10_1_5_1`), with the peer's address.
+    Bird { protocol: String, peer: Ipv4Addr },
+    /// A router's FRR neighbor, by address, and the device there.
+    Frr { peer: Ipv4Addr, device: String },
+}
+
+/// Every device's sessions, by device name.
+pub fn sessions(t: &Topology, calico: &Resources) -> BTreeMap<String, BTreeSet<Session>> {
+    let mut out = BTreeMap::new();
+    for (_, node) in t.nodes() {
+        let set = expected_protocols(calico, &node.name)
+            .into_iter()
+            .filter_map(|protocol| {
+                let peer = protocol_peer(&protocol)?;
+                Some(Session::Bird { protocol, peer })
+            })
+            .collect();
+        out.insert(node.name.clone(), set);
+    }
+    for (_, router) in t.routers() {
+        let set = t
+            .bgp_neighbors(&router.name)
+            .into_iter()
+            .map(|n| Session::Frr {
+                peer: n.address,
+                device: n.device,
+            })
+            .collect();
+        out.insert(router.name.clone(), set);
+    }
+    out
+}
+
+/// The peer address in a Calico protocol name (`Node_10_1_5_1_port_179` -> 10.1.5.1).
+pub fn protocol_peer(name: &str) -> Option<Ipv4Addr> {
+    let (_, rest) = name.split_once('_')?;
+    let ip = rest.split("_port_").next()?;
+    ip.replace('_', ".").parse().ok()
+}
+
+/// How a route must reach a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// Exactly this next hop.
+    Hop(Ipv4Addr),
+    /// One or more of these next hops, nothing else (ECMP across spines).
+    AnyOf(BTreeSet<Ipv4Addr>),
+    Blackhole,
+}
+
+/// A route a device must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedRoute {
+    pub prefix: Ipv4Net,
+    /// Whose block it is.
+    pub owner: String,
+    pub via: Via,
+}
+
+/// Every node's first IPv4 block, by node, in topology order.
+pub fn blocks(t: &Topology, calico: &Resources) -> Vec<(String, Ipv4Net)> {
+    t.nodes()
+        .filter_map(|(_, n)| {
+            let block = node_blocks(calico, &n.name).into_iter().next()?;
+            Some((n.name.clone(), block.cidr))
+        })
+        .collect()
+}
+
+/// The block routes every device must hold: a leaf reaches its racks' nodes directly
+/// and other blocks through the spines; a spine reaches every block through the leaf
+/// of its rack; a node blackholes its own block, reaches its rack-mates directly (the
+/// leaf reflects their routes unchanged) and the rest through its leaf.
+pub fn routes(t: &Topology, calico: &Resources) -> BTreeMap<String, Vec<ExpectedRoute>> {
+    let blocks = blocks(t, calico);
+    let rack_of = |node: &str| t.nodes().find(|(_, n)| n.name == node);
+    let mut out: BTreeMap<String, Vec<ExpectedRoute>> = BTreeMap::new();
+    for (_, router) in t.routers() {
+        let upstream: BTreeSet<Ipv4Addr> = t
+            .bgp_neighbors(&router.name)
+            .iter()
+            .filter(|n| !n.rr_client)
+            .map(|n| n.address)
+            .collect();
+        let list = blocks
+            .iter()
+            .filter_map(|(owner, prefix)| {
+                let (rack, node) = rack_of(owner)?;
+                let via = if rack.leaf == router.name {
+                    Via::Hop(node.address)
+                } else {
+                    // Through the neighbors on the way there: spines from a leaf,
+                    // the owner's leaf from a spine.
+                    let toward: BTreeSet<Ipv4Addr> = t
+                        .bgp_neighbors(&router.name)
+                        .iter()
+                        .filter(|n| !n.rr_client)
+                        .filter(|n| {
+                            t.rack_of_leaf(&n.device).next().is_none() || n.device == rack.leaf
+                        })
+                        .map(|n| n.address)
+                        .collect();
+                    Via::AnyOf(if toward.is_empty() {
+                        upstream.clone()
+                    } else {
+                        toward
+                    })
+                };
+                Some(ExpectedRoute {
+                    prefix: *prefix,
+                    owner: owner.clone(),
+                    via,
+                })
+            })
+            .collect();
+        out.insert(router.name.clone(), list);
+    }
+    for (rack, node) in t.nodes() {
+        let list = blocks
+            .iter()
+            .filter_map(|(owner, prefix)| {
+                let (other_rack, other) = rack_of(owner)?;
+                let via = if other.name == node.name {
+                    Via::Blackhole
+                } else if other_rack.name == rack.name {
+                    Via::Hop(other.address)
+                } else {
+                    Via::Hop(rack.gateway)
+                };
+                Some(ExpectedRoute {
+                    prefix: *prefix,
+                    owner: owner.clone(),
+                    via,
+                })
+            })
+            .collect();
+        out.insert(node.name.clone(), list);
+    }
+    out
+}
+
+/// Where two pods sit relative to each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PathClass {
+    SameHost,
+    SameRack,
+    CrossRack,
+}
+
+impl fmt::Display for PathClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PathClass::SameHost => "same-host",
+            PathClass::SameRack => "same-rack",
+            PathClass::CrossRack => "cross-rack",
+        })
+    }
+}
+
+/// One hop of a path: a device, or any spine (which one is ECMP's choice).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hop {
+    Device(String),
+    AnySpine,
+}
+
+impl fmt::Display for Hop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Hop::Device(d) => f.write_str(d),
+            Hop::AnySpine => f.write_str("<a spine>"),
+        }
+    }
+}
+
+/// The expected path of a pod pair: the class and the devices traceroute must show
+/// before the destination pod answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedPath {
+    pub class: PathClass,
+    pub hops: Vec<Hop>,
+}
+
+pub fn path(t: &Topology, from: &Pod, to: &Pod) -> Option<ExpectedPath> {
+    let (src_rack, _) = t.nodes().find(|(_, n)| n.name == from.node)?;
+    let (dst_rack, _) = t.nodes().find(|(_, n)| n.name == to.node)?;
+    let device = |d: &str| Hop::Device(d.to_string());
+    Some(if from.node == to.node {
+        ExpectedPath {
+            class: PathClass::SameHost,
+            hops: vec![device(&from.node)],
+        }
+    } else if src_rack.name == dst_rack.name {
+        ExpectedPath {
+            class: PathClass::SameRack,
+            hops: vec![device(&from.node), device(&to.node)],
+        }
+    } else {
+        ExpectedPath {
+            class: PathClass::CrossRack,
+            hops: vec![
+                device(&from.node),
+                device(&src_rack.leaf),
+                Hop::AnySpine,
+                device(&dst_rack.leaf),
+                device(&to.node),
+            ],
+        }
+    })
+}
+
+/// Which device owns an address: router interfaces, node addresses, pod addresses.
+pub fn address_owners(t: &Topology, pods: &[Pod]) -> BTreeMap<Ipv4Addr, String> {
+    let mut out = BTreeMap::new();
+    for (_, router) in t.routers() {
+        for i in t.interfaces(&router.name) {
+            out.insert(i.address.addr(), router.name.clone());
+        }
+    }
+    for (_, node) in t.nodes() {
+        out.insert(node.address, node.name.clone());
+    }
+    for pod in pods {
+        out.insert(pod.ip, pod.name.clone());
+    }
+    out
+}
+
+/// Whether `devices` (what traceroute saw, mapped to owners) is the expected path.
+pub fn path_matches(t: &Topology, expected: &ExpectedPath, devices: &[String]) -> bool {
+    expected.hops.len() == devices.len()
+        && expected
+            .hops
+            .iter()
+            .zip(devices)
+            .all(|(hop, seen)| match hop {
+                Hop::Device(d) => d == seen,
+                Hop::AnySpine => t.spines.iter().any(|s| &s.name == seen),
+            })
+}
