@@ -69,6 +69,8 @@ impl ContainerSpec {
                 ("net.ipv4.ip_forward", "1"),
                 ("net.ipv4.conf.all.rp_filter", "0"),
                 ("net.ipv4.conf.default.rp_filter", "0"),
+                // Every hop of a traceroute must answer, however many run at once.
+                ("net.ipv4.icmp_ratelimit", "0"),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

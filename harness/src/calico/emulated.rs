@@ -142,6 +142,7 @@ pub fn pod_script(pods: &[&Pod]) -> String {
              ip link set {v} address ee:ee:ee:ee:ee:ee up\n\
              sysctl -qw net.ipv4.conf.{v}.proxy_arp=1 net.ipv4.neigh.{v}.proxy_delay=0 net.ipv4.conf.{v}.forwarding=1 net.ipv4.conf.{v}.rp_filter=0\n\
              ip route add {ip}/32 dev {v} scope link\n\
+             ip netns exec {n} sysctl -qw net.ipv4.icmp_ratelimit=0\n\
              ip -n {n} link set lo up\n\
              ip -n {n} link set eth0 up\n\
              ip -n {n} addr add {ip}/32 dev eth0\n\

@@ -154,10 +154,17 @@ pub async fn wait_until_converged(lab: &Lab, budget: Duration) -> crate::Result<
 type Checked = Result<String, Failure>;
 
 async fn bgp_neighbors_match_topology(lab: &Lab) -> Checked {
-    let expected = expect::sessions(lab.topology(), lab.calico());
+    let t = lab.topology();
+    let expected = expect::sessions(t, lab.calico());
     let mut report = String::new();
     let mut wrong = Vec::new();
-    for (device, want) in &expected {
+    // In the order traffic leans on them: nodes, then leafs, then spines.
+    let order = t
+        .nodes()
+        .map(|(_, n)| &n.name)
+        .chain(t.leafs.iter().map(|r| &r.name))
+        .chain(t.spines.iter().map(|r| &r.name));
+    for (device, want) in order.filter_map(|d| expected.get_key_value(d)) {
         let seen = observe::sessions(lab, device).await;
         let want_ids: BTreeSet<String> = want.iter().map(session_id).collect();
         for (id, state) in &seen {
