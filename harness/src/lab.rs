@@ -11,9 +11,7 @@ use bollard::Docker;
 use crate::calico::bird::{upstream, CONFIG_DIR, CONTROL_SOCKET};
 use crate::calico::confd::{render, BirdFiles};
 pub use crate::calico::emulated::CalicoState;
-use crate::calico::emulated::{
-    self, expected_protocols, parse_show_protocols, pod_script, Pod, ProtocolRow,
-};
+use crate::calico::emulated::{self, expected_protocols, pod_script, Pod};
 use crate::calico::resources::Resource;
 use crate::calico::Resources;
 use crate::docker::{
@@ -21,6 +19,7 @@ use crate::docker::{
 };
 use crate::error::{Error, Result};
 use crate::image;
+use crate::probe::{parse_show_protocols, ProtocolRow};
 use crate::render::frr_conf;
 use crate::topology::{is_dns_label, Topology};
 use crate::wiring::{WiringPlan, FABRIC_DEVICE};
@@ -317,7 +316,13 @@ impl Lab {
     /// The node's BIRD protocols (`show protocols`), by name.
     pub async fn bird_protocols(&self, node: &str) -> Result<BTreeMap<String, ProtocolRow>> {
         let out = self.birdc(node, &["show", "protocols"]).await?;
-        Ok(parse_show_protocols(&out.stdout))
+        let table = parse_show_protocols(&out.stdout)
+            .map_err(|e| self.error(format!("{node}: show protocols: {e}")))?;
+        Ok(table
+            .rows
+            .into_iter()
+            .map(|r| (r.name.clone(), r))
+            .collect())
     }
 
     /// Polls until every node runs exactly the BGP protocols its Calico objects call
@@ -335,7 +340,7 @@ impl Lab {
                     rows.iter().filter(|(_, r)| r.proto == "BGP").collect();
                 for name in &want {
                     match bgp.get(name) {
-                        Some(r) if r.info.starts_with("Established") => {}
+                        Some(r) if r.is_established() => {}
                         Some(r) => {
                             missing.push(format!("  {}: {name}: {} {}", m.device, r.state, r.info))
                         }

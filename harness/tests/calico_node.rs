@@ -189,16 +189,13 @@ async fn lab_calico_seed_nodes_peer_with_their_leaf_and_blocks_reach_every_rib()
 async fn lab_calico_seed_sequence_moves_from_mesh_to_leaf_route_reflectors() {
     let mut lab = lab("calico-steps", CalicoState::Installed).await;
     let t = lab.topology().clone();
-    let bgp_names = |rows: std::collections::BTreeMap<
-        String,
-        calico_lab::calico::emulated::ProtocolRow,
-    >|
-     -> Vec<String> {
-        rows.into_values()
-            .filter(|r| r.proto == "BGP")
-            .map(|r| format!("{} {}", r.name, r.info))
-            .collect()
-    };
+    let bgp_names =
+        |rows: std::collections::BTreeMap<String, calico_lab::probe::ProtocolRow>| -> Vec<String> {
+            rows.into_values()
+                .filter(|r| r.proto == "BGP")
+                .map(|r| format!("{} {}", r.name, r.info))
+                .collect()
+        };
     let others = t.nodes().count() - 1;
     for (_, node) in t.nodes() {
         let names = bgp_names(lab.bird_protocols(&node.name).await.unwrap());

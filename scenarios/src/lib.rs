@@ -26,8 +26,19 @@ pub struct TestLab {
 /// has nothing to say.
 #[fixture]
 pub async fn lab() -> TestLab {
+    let reuse = std::env::var("CALICO_LAB_REUSE").is_ok_and(|v| v == "1");
+    start(reuse).await
+}
+
+/// A lab of its own even under `CALICO_LAB_REUSE=1`, for a test that breaks it.
+#[fixture]
+pub async fn fresh_lab() -> TestLab {
+    start(false).await
+}
+
+async fn start(reuse: bool) -> TestLab {
     init_tracing();
-    match bring_up().await {
+    match bring_up(reuse).await {
         Ok(lab) => TestLab { lab },
         Err(e) => panic!("the lab did not come up: {e:#}"),
     }
@@ -68,7 +79,7 @@ fn workspace_path(path: PathBuf) -> PathBuf {
         .join(path)
 }
 
-async fn bring_up() -> anyhow::Result<Lab> {
+async fn bring_up(reuse: bool) -> anyhow::Result<Lab> {
     match std::env::var("CALICO_LAB_FLAVOR").as_deref() {
         Ok("emulated") | Ok("") | Err(_) => {}
         Ok("kind") => anyhow::bail!(
@@ -77,7 +88,7 @@ async fn bring_up() -> anyhow::Result<Lab> {
         Ok(other) => anyhow::bail!("CALICO_LAB_FLAVOR='{other}' is not one of emulated, kind"),
     }
     let t = topology()?;
-    if std::env::var("CALICO_LAB_REUSE").is_ok_and(|v| v == "1") {
+    if reuse {
         return shared(t).await;
     }
     let name = format!("s{}-{}", std::process::id(), short(&t.name));

@@ -2,13 +2,13 @@
 //! an artifact folder: the harness's failure path, checked for real.
 
 use calico_lab::scenario;
-use calico_lab_scenarios::{lab, TestLab};
+use calico_lab_scenarios::{fresh_lab, TestLab};
 use rstest::rstest;
 
 #[rstest]
 #[tokio::test(flavor = "multi_thread")]
-async fn wrong_peer_as_on_a_leaf_is_diagnosed_as_no_session(#[future(awt)] lab: TestLab) {
-    let lab = lab;
+async fn wrong_peer_as_on_a_leaf_is_diagnosed_as_no_session(#[future(awt)] fresh_lab: TestLab) {
+    let lab = fresh_lab;
     let t = lab.lab.topology().clone();
     let rack = &t.racks[0];
     let node = &rack.nodes[0];

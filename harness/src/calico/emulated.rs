@@ -1,7 +1,6 @@
 //! What the emulated flavor's node containers need: the Calico objects a cluster
 //! starts with, pod placement, Calico-style pod wiring, and BIRD's protocol table.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::Ipv4Addr;
 
@@ -178,44 +177,6 @@ pub fn expected_protocols(resources: &Resources, node: &str) -> Vec<String> {
     mesh.into_iter().chain(explicit).collect()
 }
 
-/// One row of BIRD's `show protocols`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProtocolRow {
-    pub name: String,
-    pub proto: String,
-    pub state: String,
-    pub since: String,
-    /// For BGP the session state, then any error text.
-    pub info: String,
-}
-
-/// Parses `birdc show protocols` (banner and header skipped).
-pub fn parse_show_protocols(text: &str) -> BTreeMap<String, ProtocolRow> {
-    text.lines()
-        .skip_while(|l| !l.starts_with("name "))
-        .skip(1)
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            let name = f.next()?.to_string();
-            let proto = f.next()?.to_string();
-            let _table = f.next()?;
-            let state = f.next()?.to_string();
-            let since = f.next().unwrap_or_default().to_string();
-            let info = f.collect::<Vec<_>>().join(" ");
-            Some((
-                name.clone(),
-                ProtocolRow {
-                    name,
-                    proto,
-                    state,
-                    since,
-                    info,
-                },
-            ))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,18 +188,5 @@ mod tests {
         assert!(v.starts_with("cali"));
         assert_eq!(v, veth_name("calico-bgp-rr-worker-pod1"));
         assert_ne!(v, veth_name("calico-bgp-rr-worker-pod2"));
-    }
-
-    #[test]
-    fn show_protocols_rows() {
-        let text = "BIRD 1.6.8 ready.\nname     proto    table    state  since       info\n\
-                    static1  Static   master   up     10:01:02\n\
-                    Node_10_1_5_1 BGP      master   start  10:01:07    Active        Socket: Connection refused\n";
-        let rows = parse_show_protocols(text);
-        assert_eq!(rows.len(), 2);
-        let n = &rows["Node_10_1_5_1"];
-        assert_eq!((n.proto.as_str(), n.state.as_str()), ("BGP", "start"));
-        assert_eq!(n.info, "Active Socket: Connection refused");
-        assert_eq!(rows["static1"].info, "");
     }
 }

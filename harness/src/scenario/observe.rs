@@ -14,15 +14,10 @@ use crate::probe::{self, RouteKind};
 pub async fn sessions(lab: &Lab, device: &str) -> BTreeMap<String, String> {
     let is_node = lab.topology().nodes().any(|(_, n)| n.name == device);
     if is_node {
-        let Ok(out) = lab.birdc(device, &["show", "protocols"]).await else {
-            return BTreeMap::new();
-        };
-        let Ok(table) = probe::parse_show_protocols(&out.stdout) else {
-            return BTreeMap::new();
-        };
-        table
-            .rows
-            .into_iter()
+        lab.bird_protocols(device)
+            .await
+            .unwrap_or_default()
+            .into_values()
             .filter(|r| r.is_bgp())
             .map(|r| {
                 let state = r.info_state.clone().unwrap_or_else(|| r.state.clone());
