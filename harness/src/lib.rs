@@ -10,6 +10,7 @@ pub mod image;
 pub mod lab;
 pub mod probe;
 pub mod render;
+pub mod report;
 pub mod scenario;
 pub mod topology;
 pub mod wiring;

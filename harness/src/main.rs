@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use calico_lab::calico::{self, confd, Resources};
 use calico_lab::lab::{self, MemberRole};
-use calico_lab::{image, render, Error, KeepPolicy, Lab, LabOptions, Topology};
+use calico_lab::report::Report;
+use calico_lab::scenario::{self, SCENARIOS};
+use calico_lab::{image, probe, render, Error, KeepPolicy, Lab, LabOptions, Topology};
 use clap::{Parser, Subcommand};
 
 /// Leaf/spine BGP fabric + Calico lab: bring it up, check it, tear it down.
@@ -49,6 +51,61 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// The main job: bring the lab up, wait for convergence, run the named scenarios,
+    /// print the report, tear the lab down. Exit 0: all passed, 1: one failed.
+    Run {
+        #[arg(long, short)]
+        topology: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Flavor::Emulated)]
+        flavor: Flavor,
+        /// Run only scenarios whose name contains PATTERN (repeatable; default: all).
+        #[arg(long = "scenario", short = 's', value_name = "PATTERN")]
+        scenarios: Vec<String>,
+        /// Keep the lab afterwards: never (default), on-failure, always.
+        #[arg(long, default_value = "never")]
+        keep: KeepPolicy,
+        /// Lab name (default: the topology's name).
+        #[arg(long, short)]
+        name: Option<String>,
+        /// Write the report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write the report as JUnit XML here.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Write the report as Markdown here (also appended to $GITHUB_STEP_SUMMARY when set).
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+        /// Seconds each convergence wait may take.
+        #[arg(long, default_value_t = 60)]
+        wait: u64,
+    },
+    /// A running lab: every member and its state, each node's BGP table as
+    /// `calicoctl node status` prints it, each router's sessions, what is missing.
+    Status {
+        #[arg(long, short)]
+        topology: Option<PathBuf>,
+        /// Lab name (default: the topology's name).
+        #[arg(long, short)]
+        name: Option<String>,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command on a member of a running lab: a router, a node, or a pod (in its
+    /// network namespace). Exits with the command's exit code.
+    Exec {
+        #[arg(long, short)]
+        topology: Option<PathBuf>,
+        /// Lab name (default: the topology's name).
+        #[arg(long, short)]
+        name: Option<String>,
+        /// Device or pod name.
+        target: String,
+        /// The command, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
     /// Bring a lab up and leave it running.
     Up {
         #[arg(long, short)]
@@ -59,6 +116,14 @@ enum Command {
         /// Seconds to wait for every fabric BGP session to be Established.
         #[arg(long, default_value_t = 60)]
         wait: u64,
+    },
+    /// Draw the topology (racks, nodes, leafs, spines, links with addresses, ASNs)
+    /// as Mermaid (for a README) or Graphviz dot.
+    Graph {
+        #[arg(long, short)]
+        topology: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = render::GraphFormat::Mermaid)]
+        format: render::GraphFormat,
     },
     /// Remove a lab's containers.
     Down {
@@ -77,6 +142,12 @@ enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Flavor {
+    Emulated,
+    Kind,
 }
 
 #[derive(Subcommand)]
@@ -114,7 +185,14 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            if err.downcast_ref::<ScenarioFailed>().is_none()
+                && err.downcast_ref::<CommandExit>().is_none()
+            {
+                eprintln!("error: {err:#}");
+            }
+            if let Some(CommandExit(code)) = err.downcast_ref::<CommandExit>() {
+                return ExitCode::from(u8::try_from(*code).unwrap_or(1));
+            }
             let code = match err.downcast_ref::<Error>() {
                 Some(e) if e.is_input() => 2,
                 Some(e) if e.is_environment() => 3,
@@ -176,6 +254,83 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 println!("{}", path.display());
             }
         }
+        Command::Run {
+            topology,
+            flavor,
+            scenarios,
+            keep,
+            name,
+            json,
+            junit,
+            markdown,
+            wait,
+        } => {
+            let t = load(topology.as_ref())?;
+            let selected = select_scenarios(&scenarios)?;
+            if flavor == Flavor::Kind {
+                return Err(Error::Environment {
+                    what: "the kind flavor's bring-up is not built yet".into(),
+                    fix: "run the emulated flavor (the default); `calico-lab render` writes the kind and VyOS configs".into(),
+                }
+                .into());
+            }
+            let outcome = run_job(t, name, keep, &selected, Duration::from_secs(wait)).await?;
+            for (path, text) in [
+                (&json, outcome.json.clone()),
+                (&junit, outcome.junit.clone()),
+                (&markdown, outcome.markdown.clone()),
+            ] {
+                if let Some(path) = path {
+                    std::fs::write(path, text)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
+            }
+            if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+                use std::io::Write as _;
+                let mut file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&summary)
+                    .with_context(|| {
+                        format!("opening GITHUB_STEP_SUMMARY {}", summary.to_string_lossy())
+                    })?;
+                writeln!(file, "{}", outcome.markdown)?;
+            }
+            if !outcome.passed {
+                return Err(ScenarioFailed.into());
+            }
+        }
+        Command::Status {
+            topology,
+            name,
+            json,
+        } => {
+            let t = load(topology.as_ref())?;
+            let name = name.unwrap_or_else(|| t.name.clone());
+            let lab = Lab::attach(t, &name).await?;
+            status(&lab, json).await?;
+        }
+        Command::Exec {
+            topology,
+            name,
+            target,
+            command,
+        } => {
+            let t = load(topology.as_ref())?;
+            let name = name.unwrap_or_else(|| t.name.clone());
+            let lab = Lab::attach(t, &name).await?;
+            let args: Vec<&str> = command.iter().map(String::as_str).collect();
+            let out = if lab.pods().iter().any(|p| p.name == target) {
+                lab.pod_exec(&target, &args).await?
+            } else {
+                lab.exec(&target, &args).await?
+            };
+            print!("{}", out.stdout);
+            eprint!("{}", out.stderr);
+            if !out.success() {
+                return Err(CommandExit(out.exit_code).into());
+            }
+        }
         Command::Up {
             topology,
             name,
@@ -218,6 +373,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("remove it with: calico-lab down --name {}", lab.name());
             lab.release();
         }
+        Command::Graph { topology, format } => {
+            let t = load(topology.as_ref())?;
+            print!("{}", render::graph(&t, format));
+        }
         Command::Down { name, topology } => {
             let name = match name {
                 Some(name) => name,
@@ -251,6 +410,323 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             bench_up(load(topology.as_ref())?, cold, runs.max(1)).await?;
         }
+    }
+    Ok(())
+}
+
+/// A scenario failed: the report says which; the exit code is 1.
+#[derive(Debug)]
+struct ScenarioFailed;
+
+impl std::fmt::Display for ScenarioFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a scenario failed")
+    }
+}
+
+impl std::error::Error for ScenarioFailed {}
+
+/// `exec`'s command exited non-zero: pass its code on.
+#[derive(Debug)]
+struct CommandExit(i64);
+
+impl std::fmt::Display for CommandExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the command exited {}", self.0)
+    }
+}
+
+impl std::error::Error for CommandExit {}
+
+/// The scenarios whose names contain one of the patterns (all without patterns).
+fn select_scenarios(patterns: &[String]) -> Result<Vec<&'static str>, Error> {
+    let selected: Vec<&'static str> = SCENARIOS
+        .iter()
+        .map(|s| s.name)
+        .filter(|name| patterns.is_empty() || patterns.iter().any(|p| name.contains(p.as_str())))
+        .collect();
+    if selected.is_empty() {
+        let known: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
+        return Err(Error::Input(format!(
+            "no scenario matches {patterns:?}; known: {}",
+            known.join(", ")
+        )));
+    }
+    Ok(selected)
+}
+
+struct JobOutcome {
+    passed: bool,
+    json: String,
+    junit: String,
+    markdown: String,
+}
+
+/// Brings the lab up, waits, runs the scenarios, prints the report, tears down (per
+/// `keep`). Ctrl-C stops between steps and tears down what was created.
+async fn run_job(
+    t: Topology,
+    name: Option<String>,
+    keep: KeepPolicy,
+    selected: &[&'static str],
+    wait: Duration,
+) -> anyhow::Result<JobOutcome> {
+    let started = now_rfc3339();
+    let topology_name = t.name.clone();
+    let options = LabOptions {
+        name,
+        keep,
+        ..LabOptions::default()
+    };
+    let progress = Progress::new();
+    progress.step(&format!(
+        "bringing up lab '{}' (image, containers, wiring, routers, calico-node)",
+        options.name.as_deref().unwrap_or(&t.name)
+    ));
+    let up = Lab::up(t, options);
+    tokio::pin!(up);
+    let mut lab = tokio::select! {
+        result = &mut up => result?,
+        _ = tokio::signal::ctrl_c() => {
+            drop(up.await);
+            anyhow::bail!("interrupted: removed what was created");
+        }
+    };
+    let converge = async {
+        progress.step("waiting for the fabric's BGP sessions and routes");
+        lab.wait_for_fabric(wait).await?;
+        progress.step("waiting for calico-node's BGP sessions");
+        lab.wait_for_calico(wait).await?;
+        progress.step("waiting for every route the topology calls for");
+        scenario::wait_until_converged(&lab, wait).await?;
+        Ok::<_, Error>(())
+    };
+    tokio::select! {
+        result = converge => if let Err(e) = result { lab.mark_failed(); return Err(e.into()); },
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted: removed what was created"),
+    }
+    let mut outcomes = Vec::new();
+    for name in selected {
+        progress.step(&format!("scenario {name}"));
+        let outcome = tokio::select! {
+            outcome = scenario::run(&lab, name) => outcome,
+            _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted: removed what was created"),
+        };
+        progress.result(name, outcome.passed(), outcome.duration);
+        outcomes.push(outcome);
+    }
+    progress.finish();
+    let report = Report {
+        lab: lab.name().to_string(),
+        topology: topology_name,
+        flavor: "emulated".into(),
+        started,
+        outcomes,
+    };
+    // The reachability matrix, passed or failed.
+    for o in report.outcomes.iter().filter(|o| o.name == "all_pairs_reachability") {
+        let matrix = o.failure.as_ref().map_or(&o.report, |f| &f.detail);
+        println!("{matrix}");
+    }
+    println!("{}", report.table());
+    let passed = report.all_passed();
+    if !passed {
+        lab.mark_failed();
+    }
+    Ok(JobOutcome {
+        passed,
+        json: serde_json::to_string_pretty(&report.json())?,
+        junit: report.junit(),
+        markdown: report.markdown(),
+    })
+}
+
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// Progress on a terminal (a spinner per step), plain lines otherwise (CI logs).
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new() -> Self {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Progress { bar }
+    }
+
+    fn step(&self, what: &str) {
+        match &self.bar {
+            Some(bar) => bar.set_message(what.to_string()),
+            None => eprintln!("-- {what}"),
+        }
+    }
+
+    fn result(&self, name: &str, passed: bool, took: Duration) {
+        let line = format!(
+            "{} {name} ({:.1} s)",
+            if passed { "pass" } else { "FAIL" },
+            took.as_secs_f64()
+        );
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("   {line}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Prints (or writes as JSON) what `status` shows.
+async fn status(lab: &Lab, json: bool) -> anyhow::Result<()> {
+    let docker = lab.docker();
+    let running = calico_lab::docker::list(
+        docker,
+        &[format!("{}={}", calico_lab::docker::LABEL_LAB, lab.name())],
+    )
+    .await?;
+    let state_of = |container: &str| {
+        running
+            .iter()
+            .find(|c| {
+                c.names
+                    .as_ref()
+                    .is_some_and(|n| n.iter().any(|n| n.trim_start_matches('/') == container))
+            })
+            .and_then(|c| c.state.as_ref().map(|s| format!("{s:?}").to_lowercase()))
+            .unwrap_or_else(|| "absent".into())
+    };
+    let t = lab.topology();
+    let expected = calico_lab::expect::sessions(t, lab.calico());
+    let mut members = Vec::new();
+    let mut nodes = serde_json::Map::new();
+    let mut routers = serde_json::Map::new();
+    let mut missing = Vec::new();
+    let mut text = format!(
+        "lab {} (topology {})
+",
+        lab.name(),
+        t.name
+    );
+    for m in lab.members() {
+        let state = state_of(&m.container);
+        text += &format!(
+            "  {:<36} {:<30} {:<7} {state}
+",
+            m.container,
+            m.device,
+            m.role.as_str()
+        );
+        members.push(serde_json::json!({"device": m.device, "container": m.container, "role": m.role.as_str(), "state": state}));
+    }
+    for (_, node) in t.nodes() {
+        let rows: Vec<_> = lab
+            .bird_protocols(&node.name)
+            .await
+            .map(|r| r.into_values().collect())
+            .unwrap_or_default();
+        let peers = probe::node_status(&rows);
+        text += &format!(
+            "
+{} (calicoctl node status):
+{}",
+            node.name,
+            probe::render_table(&peers)
+        );
+        nodes.insert(node.name.clone(), serde_json::json!(peers.iter().map(|p| serde_json::json!({
+            "peer_address": p.address_cell(), "peer_type": p.peer_type.as_str(), "state": p.state, "since": p.since, "info": p.info
+        })).collect::<Vec<_>>()));
+        for s in &expected[&node.name] {
+            if let calico_lab::expect::Session::Bird { protocol, .. } = s {
+                if !rows
+                    .iter()
+                    .any(|r| &r.name == protocol && r.is_established())
+                {
+                    missing.push(format!("{}: {protocol}", node.name));
+                }
+            }
+        }
+    }
+    for (_, router) in t.routers() {
+        let out = lab
+            .exec(&router.name, &["vtysh", "-c", "show bgp summary json"])
+            .await?;
+        let summary = probe::parse_bgp_summary(&out.stdout).ok();
+        text += &format!(
+            "
+{} (AS {}):
+",
+            router.name, router.asn
+        );
+        let mut list = Vec::new();
+        for peer in summary.iter().flat_map(|s| s.peers.values()) {
+            text += &format!(
+                "  {:<16} {:<12} received {:>4} sent {:>4}
+",
+                peer.address,
+                peer.state,
+                peer.pfx_rcd.unwrap_or(0),
+                peer.pfx_snt.unwrap_or(0)
+            );
+            list.push(serde_json::json!({"peer": peer.address, "state": peer.state, "prefixes_received": peer.pfx_rcd, "prefixes_sent": peer.pfx_snt}));
+        }
+        for s in &expected[&router.name] {
+            if let calico_lab::expect::Session::Frr { peer, device } = s {
+                let ok = summary
+                    .as_ref()
+                    .and_then(|x| x.peer(peer))
+                    .is_some_and(|p| p.is_established());
+                if !ok {
+                    missing.push(format!("{}: {peer} ({device})", router.name));
+                }
+            }
+        }
+        routers.insert(router.name.clone(), serde_json::json!(list));
+    }
+    if json {
+        let value = serde_json::json!({"lab": lab.name(), "topology": t.name, "members": members, "nodes": nodes, "routers": routers, "missing": missing});
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        text += &format!(
+            "
+missing sessions: {}
+",
+            if missing.is_empty() {
+                "none".to_string()
+            } else {
+                missing.join(", ")
+            }
+        );
+        print!("{text}");
     }
     Ok(())
 }

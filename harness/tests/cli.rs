@@ -33,7 +33,7 @@ fn invalid_topology_exits_2_naming_file_and_path() {
     let seed = calico_lab::topology::SEED_TOPOLOGY_YAML
         .replace("address: 10.1.8.11", "address: 10.1.9.11");
     std::fs::write(&file, seed).unwrap();
-    for command in ["validate", "render", "up"] {
+    for command in ["validate", "render", "up", "run", "status", "graph"] {
         let mut args = vec![command, "--topology", file.to_str().unwrap()];
         if command == "render" {
             args.extend(["--out", dir.path().to_str().unwrap()]);
@@ -77,4 +77,195 @@ fn render_writes_every_derived_file() {
     assert!(leaf0.contains("router bgp 65005"));
     let boot = std::fs::read_to_string(dir.path().join("vyos/spine1/config.boot")).unwrap();
     assert!(boot.contains("system-as \"800\""));
+}
+
+#[test]
+fn status_and_exec_on_a_lab_that_is_not_running_exit_2() {
+    for args in [
+        vec!["status", "--name", "no-such-lab"],
+        vec!["exec", "--name", "no-such-lab", "leaf0", "--", "true"],
+    ] {
+        let (code, _, stderr) = calico_lab(&args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("no lab named 'no-such-lab' is running"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn unknown_scenario_pattern_exits_2_listing_the_scenarios() {
+    let (code, _, stderr) = calico_lab(&["run", "--scenario", "no-such-scenario"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("known: bgp_neighbors_match_topology"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn graph_dot_is_accepted_by_graphviz_and_mermaid_names_every_device() {
+    let (code, dot, stderr) = calico_lab(&["graph", "--format", "dot"]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut child = Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("graphviz `dot` (installed by ci/bootstrap) runs");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(dot.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("<svg"));
+    let (code, mermaid, _) = calico_lab(&["graph"]);
+    assert_eq!(code, 0);
+    for device in [
+        "spine0",
+        "spine1",
+        "leaf0",
+        "leaf1",
+        "calico-bgp-rr-worker3",
+    ] {
+        assert!(mermaid.contains(device), "{device}");
+    }
+}
+
+fn unique(test: &str) -> String {
+    format!("c{}-{test}", std::process::id())
+}
+
+/// The main job on the seed lab: every scenario passes and every report format lists
+/// every scenario.
+#[test]
+fn lab_cli_run_passes_on_the_seed_and_writes_every_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (json, junit, markdown) = (path("r.json"), path("r.xml"), path("r.md"));
+    let name = unique("run");
+    let (code, stdout, stderr) = calico_lab(&[
+        "run",
+        "--name",
+        &name,
+        "--json",
+        &json,
+        "--junit",
+        &junit,
+        "--markdown",
+        &markdown,
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("10 passed, 0 failed"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let names: Vec<&str> = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    let all: Vec<&str> = calico_lab::scenario::SCENARIOS
+        .iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, all);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let check = Command::new("python3")
+        .args(["-c", "import sys,xml.dom.minidom;d=xml.dom.minidom.parse(sys.argv[1]);print(len(d.getElementsByTagName('testcase')))", &junit])
+        .output()
+        .expect("python3 runs");
+    assert!(check.status.success(), "{xml}");
+    assert_eq!(String::from_utf8_lossy(&check.stdout).trim(), "10");
+    let md = std::fs::read_to_string(&markdown).unwrap();
+    for name in all {
+        assert!(md.contains(name), "{name} not in the Markdown report");
+    }
+    let (_, left, _) = calico_lab(&["status", "--name", &name]);
+    assert!(left.is_empty(), "the lab was torn down");
+}
+
+#[test]
+fn lab_cli_scenario_filter_runs_only_the_matching_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json").to_str().unwrap().to_string();
+    let name = unique("filter");
+    let (code, stdout, stderr) = calico_lab(&[
+        "run",
+        "--name",
+        &name,
+        "--scenario",
+        "same_host",
+        "--json",
+        &json,
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let scenarios = report["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios.len(), 1);
+    assert_eq!(scenarios[0]["name"], "same_host_ping");
+}
+
+#[test]
+fn lab_cli_status_and_exec_on_a_running_lab() {
+    let name = unique("status");
+    let (code, _, stderr) = calico_lab(&["up", "--name", &name]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = calico_lab(&["status", "--name", &name, "--json"]);
+    let (exec_code, pod_addr, _) = calico_lab(&[
+        "exec",
+        "--name",
+        &name,
+        "calico-bgp-rr-worker-pod1",
+        "--",
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    let (false_code, _, _) =
+        calico_lab(&["exec", "--name", &name, "leaf0", "--", "sh", "-c", "exit 7"]);
+    let (down, _, _) = calico_lab(&["down", "--name", &name]);
+    assert_eq!(down, 0);
+    assert_eq!(code, 0, "{stderr}");
+    let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(status["members"].as_array().unwrap().len(), 9, "{stdout}");
+    assert!(
+        status["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["state"] == "running"),
+        "{stdout}"
+    );
+    let worker = status["nodes"]["calico-bgp-rr-worker"].as_array().unwrap();
+    assert_eq!(worker.len(), 1, "{stdout}");
+    assert_eq!(worker[0]["peer_address"], "10.1.5.1");
+    assert_eq!(worker[0]["peer_type"], "node specific");
+    assert!(worker[0]["info"]
+        .as_str()
+        .unwrap()
+        .starts_with("Established"));
+    assert_eq!(
+        status["routers"]["leaf0"].as_array().unwrap().len(),
+        4,
+        "{stdout}"
+    );
+    assert_eq!(status["missing"].as_array().unwrap().len(), 0, "{stdout}");
+    assert_eq!(exec_code, 0);
+    assert!(pod_addr.contains("/32"), "{pod_addr}");
+    assert_eq!(false_code, 7, "exec passes the command's exit code on");
 }

@@ -2,6 +2,7 @@
 
 mod calico;
 mod frr;
+pub mod graph;
 mod kind;
 mod vyos;
 
@@ -11,6 +12,7 @@ use crate::topology::Topology;
 
 pub use calico::calico_resources;
 pub use frr::frr_conf;
+pub use graph::{graph, GraphFormat};
 pub use kind::{kind_assigned_names, kind_config};
 pub use vyos::vyos_config_boot;
 

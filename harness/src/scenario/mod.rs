@@ -446,19 +446,13 @@ async fn all_pairs_reachability(lab: &Lab) -> Checked {
     let results = observe::ping_all(lab).await;
     let mut failed = Vec::new();
     let width = pods.iter().map(|p| p.name.len()).max().unwrap_or(0);
-    let mut matrix = format!("{:width$} |", "from \\ to");
+    let mut matrix = format!("{:w$} |", "from \\ to", w = width + 3);
     for (i, _) in pods.iter().enumerate() {
         let _ = write!(matrix, " {:>4}", i + 1);
     }
     matrix.push('\n');
     for (i, a) in pods.iter().enumerate() {
-        let _ = write!(
-            matrix,
-            "{:>2} {:width$} |",
-            i + 1,
-            a.name,
-            width = width.saturating_sub(3)
-        );
+        let _ = write!(matrix, "{:>2} {:width$} |", i + 1, a.name, width = width);
         for b in pods {
             let cell = if a.name == b.name {
                 "-".to_string()
