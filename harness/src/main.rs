@@ -525,7 +525,11 @@ async fn run_job(
         outcomes,
     };
     // The reachability matrix, passed or failed.
-    for o in report.outcomes.iter().filter(|o| o.name == "all_pairs_reachability") {
+    for o in report
+        .outcomes
+        .iter()
+        .filter(|o| o.name == "all_pairs_reachability")
+    {
         let matrix = o.failure.as_ref().map_or(&o.report, |f| &f.detail);
         println!("{matrix}");
     }

@@ -348,3 +348,39 @@ async fn lab_ctrl_c_during_up_leaves_no_container() {
         "SIGINT tore the half-built lab down"
     );
 }
+
+#[tokio::test]
+async fn lab_ctrl_c_during_run_leaves_no_container() {
+    let name = lab_name("sigint-run");
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_calico-lab"))
+        .args(["run", "--name", &name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the whole lab exists: during the waits or the scenarios.
+    let members = calico_lab::lab::members(&Topology::seed(), &name).len();
+    let started = std::time::Instant::now();
+    while containers_of_lab(&name).await.len() < members {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the lab did not appear"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pid = child.id().unwrap().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        containers_of_lab(&name).await.is_empty(),
+        "SIGINT tore the lab down"
+    );
+}
