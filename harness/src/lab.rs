@@ -68,6 +68,36 @@ pub struct LabOptions {
     /// The lab outlives this process until `calico-lab down` (what `calico-lab up` does).
     pub detached: bool,
     pub calico: CalicoState,
+    /// Told each step of bring-up as it completes (for progress displays).
+    pub progress: Progress,
+}
+
+/// A listener for bring-up steps: `(step, member)`, member empty for lab-wide steps.
+#[derive(Clone, Default)]
+pub struct Progress(Option<std::sync::Arc<Listener>>);
+
+type Listener = dyn Fn(&str, &str) + Send + Sync;
+
+impl Progress {
+    pub fn new(f: impl Fn(&str, &str) + Send + Sync + 'static) -> Self {
+        Progress(Some(std::sync::Arc::new(f)))
+    }
+
+    fn tell(&self, step: &str, member: &str) {
+        if let Some(f) = &self.0 {
+            f(step, member);
+        }
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Progress(listener)"
+        } else {
+            "Progress(none)"
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -140,7 +170,9 @@ impl Lab {
         let pods = emulated::pods(&topology, &calico);
         let docker = docker::connect().await?;
         let started = Instant::now();
+        options.progress.tell("building or finding the image", "");
         let image = image::ensure_image(&docker).await?;
+        options.progress.tell("image ready", &image.tag);
         let image_time = started.elapsed();
         sweep(&docker, &name).await?;
         let run = if options.detached {
@@ -167,29 +199,39 @@ impl Lab {
                 ..Default::default()
             },
         };
-        if let Err(e) = lab.start(&image.tag).await {
+        if let Err(e) = lab.start(&image.tag, &options.progress).await {
             lab.failed = true;
             return Err(e);
         }
         Ok(lab)
     }
 
-    async fn start(&mut self, image: &str) -> Result<()> {
+    async fn start(&mut self, image: &str, progress: &Progress) -> Result<()> {
         let phase = Instant::now();
         let specs: Vec<ContainerSpec> = self.members.iter().map(|m| self.spec(image, m)).collect();
-        let started =
-            futures_util::future::join_all(specs.iter().map(|s| docker::run(&self.docker, s)))
-                .await;
+        let engine = &self.docker;
+        let started = futures_util::future::join_all(specs.iter().map(|s| async move {
+            docker::run(engine, s).await?;
+            progress.tell("container running", &s.name);
+            Ok::<_, Error>(())
+        }))
+        .await;
         started.into_iter().collect::<Result<Vec<_>>>()?;
         self.timings.containers = phase.elapsed();
 
         let phase = Instant::now();
         self.wire(image).await?;
+        progress.tell("wired", &self.name);
         self.timings.wiring = phase.elapsed();
 
         let phase = Instant::now();
         let routers = self.members.iter().filter(|m| m.role == MemberRole::Router);
-        let starts = routers.map(|m| self.start_router(m));
+        let this = &*self;
+        let starts = routers.map(|m| async move {
+            this.start_router(m).await?;
+            progress.tell("FRR started", &m.device);
+            Ok::<_, Error>(())
+        });
         futures_util::future::join_all(starts)
             .await
             .into_iter()
@@ -207,7 +249,15 @@ impl Lab {
             .iter()
             .map(|m| Ok((m.device.clone(), self.render_node(&m.device)?)))
             .collect::<Result<BTreeMap<_, _>>>()?;
-        let starts = nodes.iter().map(|m| self.start_node(m, &files[&m.device]));
+        let this = &*self;
+        let starts = nodes.iter().map(|m| {
+            let files = &files[&m.device];
+            async move {
+                this.start_node(m, files).await?;
+                progress.tell("BIRD and pods started", &m.device);
+                Ok::<_, Error>(())
+            }
+        });
         futures_util::future::join_all(starts)
             .await
             .into_iter()

@@ -339,10 +339,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let t = load(topology.as_ref())?;
             // Torn down when bring-up fails or is interrupted; released once up.
+            let progress = Progress::new();
             let options = LabOptions {
                 name,
                 keep: KeepPolicy::Never,
                 detached: true,
+                progress: progress.listener(),
                 ..LabOptions::default()
             };
             let up = Lab::up(t, options);
@@ -365,6 +367,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 result = lab.wait_for_calico(Duration::from_secs(wait)) => result?,
                 _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted: removed what was created"),
             };
+            progress.finish();
             print_members(&lab);
             println!(
                 "fabric BGP sessions Established {:.1} s after the routers started; calico-node sessions {:.1} s later",
@@ -474,12 +477,13 @@ async fn run_job(
 ) -> anyhow::Result<JobOutcome> {
     let started = now_rfc3339();
     let topology_name = t.name.clone();
+    let progress = Progress::new();
     let options = LabOptions {
         name,
         keep,
+        progress: progress.listener(),
         ..LabOptions::default()
     };
-    let progress = Progress::new();
     progress.step(&format!(
         "bringing up lab '{}' (image, containers, wiring, routers, calico-node)",
         options.name.as_deref().unwrap_or(&t.name)
@@ -583,6 +587,22 @@ impl Progress {
             bar
         });
         Progress { bar }
+    }
+
+    /// What the lab engine tells, as it happens: one line per member started.
+    fn listener(&self) -> lab::Progress {
+        let bar = self.bar.clone();
+        lab::Progress::new(move |step, member| {
+            let line = if member.is_empty() {
+                step.to_string()
+            } else {
+                format!("{step}: {member}")
+            };
+            match &bar {
+                Some(bar) => bar.set_message(line),
+                None => eprintln!("   {line}"),
+            }
+        })
     }
 
     fn step(&self, what: &str) {
