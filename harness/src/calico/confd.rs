@@ -224,7 +224,7 @@ fn bird_cfg(cluster: &Cluster, me: &NodeInfo) -> Result<String, ConfdError> {
         me.asn
     );
 
-    let peers = resolve(cluster, &me.name).unwrap_or_else(unreachable_peers);
+    let peers = resolve(cluster, &me.name).unwrap_or_else(no_peers);
     out.push_str("\n# ------------- Node-to-node mesh -------------\n");
     match &peers.mesh {
         Mesh::RouteReflector(cid) => {
@@ -286,7 +286,7 @@ fn bird_cfg(cluster: &Cluster, me: &NodeInfo) -> Result<String, ConfdError> {
     Ok(out)
 }
 
-fn unreachable_peers() -> super::peers::NodePeers {
+fn no_peers() -> super::peers::NodePeers {
     super::peers::NodePeers {
         mesh: Mesh::Disabled,
         global: Default::default(),
