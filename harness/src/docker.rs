@@ -18,6 +18,8 @@ pub const LABEL_DEVICE: &str = "calico-lab.device";
 pub const LABEL_ROLE: &str = "calico-lab.role";
 pub const LABEL_RUN: &str = "calico-lab.run";
 pub const LABEL_TOPOLOGY: &str = "calico-lab.topology";
+/// Which Calico objects the lab started from (`installed` or `configured`).
+pub const LABEL_CALICO: &str = "calico-lab.calico";
 
 /// Connects to the local engine and agrees on an API version it speaks.
 pub async fn connect() -> Result<Docker> {

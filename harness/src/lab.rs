@@ -15,7 +15,8 @@ use crate::calico::emulated::{self, expected_protocols, pod_script, Pod};
 use crate::calico::resources::Resource;
 use crate::calico::Resources;
 use crate::docker::{
-    self, ContainerSpec, ExecOutput, LABEL_DEVICE, LABEL_LAB, LABEL_ROLE, LABEL_RUN, LABEL_TOPOLOGY,
+    self, ContainerSpec, ExecOutput, LABEL_CALICO, LABEL_DEVICE, LABEL_LAB, LABEL_ROLE, LABEL_RUN,
+    LABEL_TOPOLOGY,
 };
 use crate::error::{Error, Result};
 use crate::image;
@@ -148,8 +149,11 @@ pub struct Lab {
     /// Every member started; until then a create request may still be in flight.
     ready: bool,
     torn_down: bool,
-    /// The Calico objects the emulated cluster holds.
+    /// The Calico objects the emulated cluster holds: the starting set, then what
+    /// was applied (kept in the fabric container, so `attach` sees it too).
+    calico_state: CalicoState,
     calico: Resources,
+    applied: usize,
     pods: Vec<Pod>,
     /// What each node's BIRD runs now (upstream form).
     bird_files: BTreeMap<String, BirdFiles>,
@@ -191,7 +195,9 @@ impl Lab {
             failed: false,
             ready: false,
             torn_down: false,
+            calico_state: options.calico,
             calico,
+            applied: 0,
             pods,
             bird_files: BTreeMap::new(),
             timings: UpTimings {
@@ -315,6 +321,20 @@ impl Lab {
                 m.device, out.exit_code, out.stdout, out.stderr
             )))
         }
+    }
+
+    /// Applies a YAML file of Calico objects, as `calicoctl apply -f` does, and keeps it
+    /// in the lab so that later handles (`attach`) hold the same objects.
+    pub async fn apply_file(&mut self, file: &str, text: &str) -> Result<Vec<String>> {
+        let objects = crate::calico::resources::parse(text, file)?;
+        let changed = self.apply(objects).await?;
+        self.applied += 1;
+        let base = file.rsplit('/').next().unwrap_or(file);
+        let path = format!("{APPLIED_DIR}/{:04}-{base}", self.applied);
+        let fabric = self.member(FABRIC_DEVICE)?.container.clone();
+        docker::exec(&self.docker, &fabric, &["mkdir", "-p", APPLIED_DIR]).await?;
+        docker::upload_file(&self.docker, &fabric, &path, text.as_bytes()).await?;
+        Ok(changed)
     }
 
     /// Applies Calico objects as `calicoctl apply` would: every node whose BIRD files
@@ -485,6 +505,10 @@ impl Lab {
             (LABEL_ROLE.to_string(), role.to_string()),
             (LABEL_RUN.to_string(), self.run.0.clone()),
             (LABEL_TOPOLOGY.to_string(), self.topology.hash()),
+            (
+                LABEL_CALICO.to_string(),
+                self.calico_state.as_str().to_string(),
+            ),
         ])
     }
 
@@ -667,10 +691,27 @@ impl Lab {
                 topology.hash()
             )));
         }
-        let calico = emulated::starting_resources(&topology, CalicoState::Configured)
+        let state = CalicoState::from_label(&label(LABEL_CALICO)).unwrap_or_default();
+        let mut calico = emulated::starting_resources(&topology, state)
             .map_err(|e| Error::Input(format!("Calico resources: {e}")))?;
-        let pods = emulated::pods(&topology, &calico);
         let members = members(&topology, name);
+        // Replay what was applied to the running lab, in order.
+        let fabric = members
+            .iter()
+            .find(|m| m.device == FABRIC_DEVICE)
+            .map(|m| m.container.clone())
+            .unwrap_or_default();
+        let list = format!("ls {APPLIED_DIR} 2>/dev/null || true");
+        let listing = docker::exec(&docker, &fabric, &["sh", "-c", &list]).await?;
+        let files: Vec<String> = listing.stdout.lines().map(String::from).collect();
+        for file in &files {
+            let path = format!("{APPLIED_DIR}/{file}");
+            let text = docker::exec(&docker, &fabric, &["cat", &path])
+                .await?
+                .stdout;
+            calico.apply(crate::calico::resources::parse(&text, &path)?)?;
+        }
+        let pods = emulated::pods(&topology, &calico);
         let mut lab = Lab {
             docker,
             name: name.to_string(),
@@ -681,7 +722,9 @@ impl Lab {
             failed: false,
             ready: true,
             torn_down: true,
+            calico_state: state,
             calico,
+            applied: files.len(),
             pods,
             bird_files: BTreeMap::new(),
             timings: UpTimings::default(),
@@ -783,6 +826,9 @@ pub fn members(t: &Topology, lab: &str) -> Vec<Member> {
     }));
     members
 }
+
+/// Where the fabric container keeps the files applied to a running lab.
+const APPLIED_DIR: &str = "/etc/calico-lab/applied";
 
 fn parent(path: &str) -> &str {
     path.rsplit_once('/').map_or("/", |(dir, _)| dir)

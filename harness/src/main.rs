@@ -92,6 +92,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Apply Calico resources to a running lab, as `calicoctl apply -f` would: every
+    /// node whose BIRD configuration changes is reconfigured in place.
+    Apply {
+        #[arg(long, short)]
+        topology: Option<PathBuf>,
+        /// Lab name (default: the topology's name).
+        #[arg(long, short)]
+        name: Option<String>,
+        /// Calico v3 resource files, applied in order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Run a command on a member of a running lab: a router, a node, or a pod (in its
     /// network namespace). Exits with the command's exit code.
     Exec {
@@ -310,6 +322,29 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let name = name.unwrap_or_else(|| t.name.clone());
             let lab = Lab::attach(t, &name).await?;
             status(&lab, json).await?;
+        }
+        Command::Apply {
+            topology,
+            name,
+            files,
+        } => {
+            let t = load(topology.as_ref())?;
+            let name = name.unwrap_or_else(|| t.name.clone());
+            let mut lab = Lab::attach(t, &name).await?;
+            for file in &files {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| Error::Input(format!("{}: cannot read: {e}", file.display())))?;
+                let changed = lab.apply_file(&file.display().to_string(), &text).await?;
+                println!(
+                    "{}: reconfigured {}",
+                    file.display(),
+                    if changed.is_empty() {
+                        "no node".to_string()
+                    } else {
+                        changed.join(", ")
+                    }
+                );
+            }
         }
         Command::Exec {
             topology,

@@ -269,3 +269,68 @@ fn lab_cli_status_and_exec_on_a_running_lab() {
     assert!(pod_addr.contains("/32"), "{pod_addr}");
     assert_eq!(false_code, 7, "exec passes the command's exit code on");
 }
+
+/// Resources applied to a running lab from the command line reconfigure BIRD in
+/// place, and a later `apply` (a new process) still holds the earlier ones.
+#[test]
+fn lab_cli_apply_reconfigures_a_running_lab() {
+    let name = unique("apply");
+    let (code, _, stderr) = calico_lab(&["up", "--name", &name]);
+    assert_eq!(code, 0, "{stderr}");
+    let dir = tempfile::tempdir().unwrap();
+    let mesh = dir.path().join("mesh-on.yaml");
+    std::fs::write(
+        &mesh,
+        "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {nodeToNodeMeshEnabled: true}\n",
+    )
+    .unwrap();
+    let peer = dir.path().join("extra-peer.yaml");
+    std::fs::write(
+        &peer,
+        "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: extra}\nspec: {peerIP: 10.1.8.1, asNumber: 65008, node: calico-bgp-rr-worker3}\n",
+    )
+    .unwrap();
+    let seed_off = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/calico/1-disable-full-mesh.yaml"
+    );
+    let protocols = || {
+        calico_lab(&[
+            "exec",
+            "--name",
+            &name,
+            "calico-bgp-rr-worker",
+            "--",
+            "birdc",
+            "-s",
+            "/var/run/calico/bird.ctl",
+            "show",
+            "protocols",
+        ])
+        .1
+    };
+    let (on, on_out, on_err) = calico_lab(&["apply", "--name", &name, mesh.to_str().unwrap()]);
+    let with_mesh = protocols();
+    let (more, _, _) = calico_lab(&["apply", "--name", &name, peer.to_str().unwrap()]);
+    let still_mesh = protocols();
+    let (off, _, _) = calico_lab(&["apply", "--name", &name, seed_off]);
+    let without = protocols();
+    let (bad, _, bad_err) = calico_lab(&["apply", "--name", &name, "/nonexistent.yaml"]);
+    calico_lab(&["down", "--name", &name]);
+    assert_eq!(on, 0, "{on_err}");
+    assert!(
+        on_out.contains("reconfigured calico-bgp-rr-control-plane"),
+        "{on_out}"
+    );
+    assert_eq!(with_mesh.matches("Mesh_").count(), 3, "{with_mesh}");
+    assert_eq!(more, 0);
+    assert_eq!(
+        still_mesh.matches("Mesh_").count(),
+        3,
+        "the second apply kept the first: {still_mesh}"
+    );
+    assert_eq!(off, 0);
+    assert_eq!(without.matches("Mesh_").count(), 0, "{without}");
+    assert!(without.contains("Node_10_1_5_1"), "{without}");
+    assert_eq!(bad, 2, "{bad_err}");
+}

@@ -74,6 +74,23 @@ pub enum CalicoState {
     Installed,
 }
 
+impl CalicoState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CalicoState::Configured => "configured",
+            CalicoState::Installed => "installed",
+        }
+    }
+
+    pub fn from_label(label: &str) -> Option<Self> {
+        match label {
+            "configured" => Some(CalicoState::Configured),
+            "installed" => Some(CalicoState::Installed),
+            _ => None,
+        }
+    }
+}
+
 /// The cluster's Calico objects at start, with a block allocated to every node in
 /// topology order.
 pub fn starting_resources(t: &Topology, state: CalicoState) -> Result<Resources, String> {
