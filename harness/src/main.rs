@@ -691,17 +691,11 @@ async fn status(lab: &Lab, json: bool) -> anyhow::Result<()> {
     let mut nodes = serde_json::Map::new();
     let mut routers = serde_json::Map::new();
     let mut missing = Vec::new();
-    let mut text = format!(
-        "lab {} (topology {})
-",
-        lab.name(),
-        t.name
-    );
+    let mut text = format!("lab {} (topology {})\n", lab.name(), t.name);
     for m in lab.members() {
         let state = state_of(&m.container);
         text += &format!(
-            "  {:<36} {:<30} {:<7} {state}
-",
+            "  {:<36} {:<30} {:<7} {state}\n",
             m.container,
             m.device,
             m.role.as_str()
@@ -716,9 +710,7 @@ async fn status(lab: &Lab, json: bool) -> anyhow::Result<()> {
             .unwrap_or_default();
         let peers = probe::node_status(&rows);
         text += &format!(
-            "
-{} (calicoctl node status):
-{}",
+            "\n{} (calicoctl node status):\n{}",
             node.name,
             probe::render_table(&peers)
         );
@@ -741,17 +733,11 @@ async fn status(lab: &Lab, json: bool) -> anyhow::Result<()> {
             .exec(&router.name, &["vtysh", "-c", "show bgp summary json"])
             .await?;
         let summary = probe::parse_bgp_summary(&out.stdout).ok();
-        text += &format!(
-            "
-{} (AS {}):
-",
-            router.name, router.asn
-        );
+        text += &format!("\n{} (AS {}):\n", router.name, router.asn);
         let mut list = Vec::new();
         for peer in summary.iter().flat_map(|s| s.peers.values()) {
             text += &format!(
-                "  {:<16} {:<12} received {:>4} sent {:>4}
-",
+                "  {:<16} {:<12} received {:>4} sent {:>4}\n",
                 peer.address,
                 peer.state,
                 peer.pfx_rcd.unwrap_or(0),
@@ -777,9 +763,7 @@ async fn status(lab: &Lab, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         text += &format!(
-            "
-missing sessions: {}
-",
+            "\nmissing sessions: {}\n",
             if missing.is_empty() {
                 "none".to_string()
             } else {
