@@ -121,13 +121,15 @@ impl Report {
             );
         }
         for o in &self.outcomes {
-            if o.name == MATRIX_SCENARIO && !o.report.is_empty() {
-                let fence = "`".repeat(longest_run(&o.report, '`').max(2) + 1);
+            // A failed run keeps its matrix in the failure's detail.
+            let matrix = o.failure.as_ref().map_or(&o.report, |f| &f.detail);
+            if o.name == MATRIX_SCENARIO && !matrix.is_empty() {
+                let fence = "`".repeat(longest_run(matrix, '`').max(2) + 1);
                 let _ = write!(
                     out,
                     "\n<details>\n<summary>Reachability matrix ({})</summary>\n\n{fence}text\n{}\n{fence}\n\n</details>\n",
                     o.name,
-                    o.report.trim_end_matches('\n')
+                    matrix.trim_end_matches('\n')
                 );
             }
         }
