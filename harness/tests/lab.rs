@@ -315,24 +315,30 @@ async fn lab_a_live_lab_name_is_refused() {
     first.down().await.unwrap();
 }
 
-#[tokio::test]
-async fn lab_ctrl_c_during_up_leaves_no_container() {
-    let name = lab_name("sigint");
+/// Starts `calico-lab <command> --name <name>`, sends SIGINT once that many of its
+/// containers exist and `settle` has passed, and
+/// asserts the command stops with "interrupted" and leaves no container of the lab.
+async fn interrupt_leaves_no_container(
+    command: &str,
+    name: &str,
+    members_before_signal: usize,
+    settle: Duration,
+) {
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_calico-lab"))
-        .args(["up", "--name", &name])
+        .args([command, "--name", name])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Interrupt as soon as the first container exists, mid bring-up.
     let started = std::time::Instant::now();
-    while containers_of_lab(&name).await.is_empty() {
+    while containers_of_lab(name).await.len() < members_before_signal {
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "no container appeared"
+            "{command}: the lab's containers did not appear"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    tokio::time::sleep(settle).await;
     let pid = child.id().unwrap().to_string();
     let kill = std::process::Command::new("kill")
         .args(["-INT", &pid])
@@ -344,43 +350,21 @@ async fn lab_ctrl_c_during_up_leaves_no_container() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert!(
-        containers_of_lab(&name).await.is_empty(),
-        "SIGINT tore the half-built lab down"
+        containers_of_lab(name).await.is_empty(),
+        "{command}: SIGINT tore the lab down"
     );
 }
 
 #[tokio::test]
+async fn lab_ctrl_c_during_up_leaves_no_container() {
+    // Interrupt as soon as the first container exists, mid bring-up.
+    interrupt_leaves_no_container("up", &lab_name("sigint"), 1, Duration::ZERO).await;
+}
+
+#[tokio::test]
 async fn lab_ctrl_c_during_run_leaves_no_container() {
-    let name = lab_name("sigint-run");
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_calico-lab"))
-        .args(["run", "--name", &name])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
     // Interrupt once the whole lab exists: during the waits or the scenarios.
+    let name = lab_name("sigint-run");
     let members = calico_lab::lab::members(&Topology::seed(), &name).len();
-    let started = std::time::Instant::now();
-    while containers_of_lab(&name).await.len() < members {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the lab did not appear"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let pid = child.id().unwrap().to_string();
-    let kill = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let out = child.wait_with_output().await.unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("interrupted"), "{stderr}");
-    assert!(
-        containers_of_lab(&name).await.is_empty(),
-        "SIGINT tore the lab down"
-    );
+    interrupt_leaves_no_container("run", &name, members, Duration::from_secs(3)).await;
 }

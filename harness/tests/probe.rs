@@ -6,7 +6,6 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
-use calico_lab::probe::bird::BGP_STATES;
 use calico_lab::probe::frr::parse_as_path;
 use calico_lab::probe::{
     addresses, find_route, node_status, parse_bgp_summary, parse_bgp_table, parse_ip_routes,
@@ -506,23 +505,6 @@ fn render_table_matches_calicoctl_layout() {
 +--------------+-----------+-------+-------+------+
 +--------------+-----------+-------+-------+------+
 "
-    );
-}
-
-#[test]
-fn bird_state_words() {
-    assert_eq!(
-        BGP_STATES,
-        [
-            "Idle",
-            "Connect",
-            "Active",
-            "OpenSent",
-            "OpenConfirm",
-            "Established",
-            "Close",
-            "Passive"
-        ]
     );
 }
 

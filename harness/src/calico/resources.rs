@@ -452,8 +452,9 @@ where
     })
 }
 
-// IPPool and BlockAffinity have required fields; `typed` needs a Default to stand for
-// an absent spec, which then fails on the missing field as it should.
+// `typed` needs a Default. IPPool and BlockAffinity are always parsed from a spec (an
+// empty one when absent), so a missing spec fails on their required fields instead of
+// reaching these placeholders.
 impl Default for IpPoolSpec {
     fn default() -> Self {
         IpPoolSpec {
