@@ -1,10 +1,13 @@
 //! What a failing scenario leaves behind: every device's state, configs and logs in
-//! `target/calico-lab/artifacts/<scenario>/`.
+//! `<root>/<lab>/<scenario>/`, each command's output under a `$ command` line and a
+//! failed command marked `# exit N` or `# error: ...`.
 
 use std::path::{Path, PathBuf};
 
+use crate::backend::{ExecOutput, MemberRole, Target};
+use crate::diagnosis::Diagnosis;
 use crate::error::{Error, Result};
-use crate::lab::{Lab, MemberRole};
+use crate::lab::{birdc, Lab};
 
 /// `CALICO_LAB_ARTIFACTS`, else `<target dir>/calico-lab/artifacts` of the workspace
 /// the process runs in (`CARGO_TARGET_DIR` honoured).
@@ -28,84 +31,99 @@ fn workspace_root() -> PathBuf {
         .unwrap_or(cwd)
 }
 
-/// Writes everything worth reading about `lab` to `<root>/<scenario>/`, replacing what
-/// an earlier run left there, and returns the folder.
-pub async fn collect(lab: &Lab, scenario: &str, diagnosis: &str) -> Result<PathBuf> {
-    let dir = root().join(scenario);
+/// Writes `text` to `dir/name`, creating folders.
+pub(crate) fn write_text(dir: &Path, name: &str, text: &str) -> Result<()> {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(Error::io(format!("creating {}", parent.display())))?;
+    }
+    std::fs::write(&path, text).map_err(Error::io(format!("writing {}", path.display())))
+}
+
+/// Writes a command's output as `$ command`, then `# exit N` when it failed or
+/// `# error: ...` when it could not run, then what it printed.
+pub(crate) fn write_output(
+    dir: &Path,
+    name: &str,
+    command: &str,
+    out: Result<ExecOutput>,
+) -> Result<()> {
+    let text = match out {
+        Ok(out) if out.success() => format!("$ {command}\n{}{}", out.stdout, out.stderr),
+        Ok(out) => format!(
+            "$ {command}\n# exit {}\n{}{}",
+            out.exit_code, out.stdout, out.stderr
+        ),
+        Err(e) => format!("$ {command}\n# error: {e}\n"),
+    };
+    write_text(dir, name, &text)
+}
+
+/// Writes everything worth reading about `lab` to `<root>/<lab>/<scenario>/`,
+/// replacing what an earlier run of the same lab and scenario left, and returns the
+/// folder.
+pub async fn collect(lab: &Lab, scenario: &str, diagnosis: &Diagnosis) -> Result<PathBuf> {
+    let dir = root().join(lab.name()).join(scenario);
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(Error::io(format!("clearing {}", dir.display())))?;
     }
-    let write = |name: &str, text: &str| -> Result<()> {
-        let path = dir.join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(Error::io(format!("creating {}", parent.display())))?;
-        }
-        std::fs::write(&path, text).map_err(Error::io(format!("writing {}", path.display())))
-    };
-    write("diagnosis.txt", &format!("{diagnosis}\n"))?;
+    write_text(&dir, "diagnosis.txt", &format!("{diagnosis}\n"))?;
+    let json = serde_json::to_string_pretty(diagnosis).unwrap_or_default();
+    write_text(&dir, "diagnosis.json", &format!("{json}\n"))?;
     for m in lab.members() {
         let d = &m.device;
-        let commands: Vec<(&str, Vec<&str>)> = match m.role {
-            MemberRole::Router => vec![
-                (
-                    "bgp-summary.json",
-                    vec!["vtysh", "-c", "show bgp summary json"],
-                ),
-                (
-                    "bgp-ipv4-unicast.json",
-                    vec!["vtysh", "-c", "show bgp ipv4 unicast json"],
-                ),
-                (
-                    "running-config.txt",
-                    vec!["vtysh", "-c", "show running-config"],
-                ),
-                ("ip-route.txt", vec!["ip", "-4", "route"]),
-            ],
-            MemberRole::Node => vec![
-                ("ip-route.txt", vec!["ip", "-4", "route"]),
-                ("ip-addr.txt", vec!["ip", "-4", "addr"]),
-                ("netns.txt", vec!["ip", "netns"]),
-            ],
-            MemberRole::Fabric => vec![(
-                "bridges.txt",
-                vec!["ip", "-d", "link", "show", "type", "bridge"],
-            )],
+        let (target, commands): (Target, Vec<(&str, Vec<&str>)>) = match m.role {
+            MemberRole::Router => (
+                Target::Router(d.clone()),
+                vec![
+                    (
+                        "bgp-summary.json",
+                        vec!["vtysh", "-c", "show bgp summary json"],
+                    ),
+                    (
+                        "bgp-ipv4-unicast.json",
+                        vec!["vtysh", "-c", "show bgp ipv4 unicast json"],
+                    ),
+                    (
+                        "running-config.txt",
+                        vec!["vtysh", "-c", "show running-config"],
+                    ),
+                    ("ip-route.txt", vec!["ip", "-4", "route"]),
+                ],
+            ),
+            MemberRole::Node => (
+                Target::Node(d.clone()),
+                vec![
+                    ("ip-route.txt", vec!["ip", "-4", "route"]),
+                    ("ip-addr.txt", vec!["ip", "-4", "addr"]),
+                    ("netns.txt", vec!["ip", "netns"]),
+                ],
+            ),
+            MemberRole::Fabric => (
+                Target::Node(d.clone()),
+                vec![(
+                    "bridges.txt",
+                    vec!["ip", "-d", "link", "show", "type", "bridge"],
+                )],
+            ),
         };
+        let member_dir = dir.join(d);
         for (file, cmd) in commands {
-            let text = match lab.exec(d, &cmd).await {
-                Ok(out) => format!("$ {}\n{}{}", cmd.join(" "), out.stdout, out.stderr),
-                Err(e) => format!("$ {}\nfailed: {e}\n", cmd.join(" ")),
-            };
-            write(&format!("{d}/{file}"), &text)?;
+            let out = lab.exec(&target, &cmd).await;
+            write_output(&member_dir, file, &cmd.join(" "), out)?;
         }
         if m.role == MemberRole::Node {
-            let protocols = match lab.birdc(d, &["show", "protocols", "all"]).await {
-                Ok(out) => out.stdout,
-                Err(e) => format!("failed: {e}\n"),
-            };
-            write(&format!("{d}/bird-protocols.txt"), &protocols)?;
-            let routes = match lab.birdc(d, &["show", "route"]).await {
-                Ok(out) => out.stdout,
-                Err(e) => format!("failed: {e}\n"),
-            };
-            write(&format!("{d}/bird-routes.txt"), &routes)?;
-            if let Some(files) = lab.bird_files(d) {
-                for (name, text) in files.files() {
-                    write(&format!("{d}/{name}"), text)?;
-                }
+            let calico_node = Target::CalicoNode(d.clone());
+            for (file, args) in [
+                ("bird-protocols.txt", vec!["show", "protocols", "all"]),
+                ("bird-routes.txt", vec!["show", "route"]),
+            ] {
+                let out = lab.exec(&calico_node, &birdc(&args)).await;
+                write_output(&member_dir, file, &format!("birdc {}", args.join(" ")), out)?;
             }
         }
-        if m.role == MemberRole::Router {
-            write(
-                &format!("{d}/frr.conf"),
-                &crate::render::frr_conf(lab.topology(), d),
-            )?;
-        }
-        let logs = crate::docker::logs(lab.docker(), &m.container, 2000)
-            .await
-            .unwrap_or_default();
-        write(&format!("{d}/container.log"), &logs)?;
+        lab.collect(m, &member_dir).await?;
     }
     Ok(dir)
 }

@@ -7,7 +7,8 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-use crate::calico::emulated::{expected_protocols, Pod};
+use crate::backend::Pod;
+use crate::calico::emulated::expected_protocols;
 use crate::calico::ipam::node_blocks;
 use crate::calico::Resources;
 use crate::topology::Topology;
@@ -60,8 +61,8 @@ pub fn protocol_peer(name: &str) -> Option<Ipv4Addr> {
 pub enum Via {
     /// Exactly this next hop.
     Hop(Ipv4Addr),
-    /// One or more of these next hops, nothing else (ECMP across spines).
-    AnyOf(BTreeSet<Ipv4Addr>),
+    /// Exactly these next hops together (ECMP over every shortest way there).
+    Ecmp(BTreeSet<Ipv4Addr>),
     Blackhole,
 }
 
@@ -84,21 +85,38 @@ pub fn blocks(t: &Topology, calico: &Resources) -> Vec<(String, Ipv4Net)> {
         .collect()
 }
 
-/// The block routes every device must hold: a leaf reaches its racks' nodes directly
-/// and other blocks through the spines; a spine reaches every block through the leaf
-/// of its rack; a node blackholes its own block, reaches its rack-mates directly (the
-/// leaf reflects their routes unchanged) and the rest through its leaf.
+/// Router hops from `from` to every router it reaches over router-to-router sessions.
+fn distances(t: &Topology, from: &str) -> BTreeMap<String, usize> {
+    let mut dist = BTreeMap::from([(from.to_string(), 0)]);
+    let mut queue = std::collections::VecDeque::from([from.to_string()]);
+    while let Some(router) = queue.pop_front() {
+        let d = dist[&router];
+        for n in t.bgp_neighbors(&router).iter().filter(|n| !n.rr_client) {
+            if !dist.contains_key(&n.device) {
+                dist.insert(n.device.clone(), d + 1);
+                queue.push_back(n.device.clone());
+            }
+        }
+    }
+    dist
+}
+
+/// The block routes every device must hold. A leaf reaches its racks' nodes
+/// directly; any other router reaches a block through every neighbor one hop closer
+/// to the owner's leaf (eBGP picks the shortest AS path, `multipath-relax` keeps them
+/// all). A node blackholes its own block, reaches its rack-mates directly (the leaf
+/// reflects their routes unchanged) and the rest through its leaf.
 pub fn routes(t: &Topology, calico: &Resources) -> BTreeMap<String, Vec<ExpectedRoute>> {
     let blocks = blocks(t, calico);
     let rack_of = |node: &str| t.nodes().find(|(_, n)| n.name == node);
+    let leafs: BTreeSet<&str> = blocks
+        .iter()
+        .filter_map(|(owner, _)| Some(rack_of(owner)?.0.leaf.as_str()))
+        .collect();
+    let from_leaf: BTreeMap<&str, BTreeMap<String, usize>> =
+        leafs.iter().map(|l| (*l, distances(t, l))).collect();
     let mut out: BTreeMap<String, Vec<ExpectedRoute>> = BTreeMap::new();
     for (_, router) in t.routers() {
-        let upstream: BTreeSet<Ipv4Addr> = t
-            .bgp_neighbors(&router.name)
-            .iter()
-            .filter(|n| !n.rr_client)
-            .map(|n| n.address)
-            .collect();
         let list = blocks
             .iter()
             .filter_map(|(owner, prefix)| {
@@ -106,22 +124,15 @@ pub fn routes(t: &Topology, calico: &Resources) -> BTreeMap<String, Vec<Expected
                 let via = if rack.leaf == router.name {
                     Via::Hop(node.address)
                 } else {
-                    // Through the neighbors on the way there: spines from a leaf,
-                    // the owner's leaf from a spine.
-                    let toward: BTreeSet<Ipv4Addr> = t
-                        .bgp_neighbors(&router.name)
-                        .iter()
-                        .filter(|n| !n.rr_client)
-                        .filter(|n| {
-                            t.rack_of_leaf(&n.device).next().is_none() || n.device == rack.leaf
-                        })
-                        .map(|n| n.address)
-                        .collect();
-                    Via::AnyOf(if toward.is_empty() {
-                        upstream.clone()
-                    } else {
-                        toward
-                    })
+                    let dist = &from_leaf[rack.leaf.as_str()];
+                    let mine = *dist.get(&router.name)?;
+                    Via::Ecmp(
+                        t.bgp_neighbors(&router.name)
+                            .iter()
+                            .filter(|n| !n.rr_client && dist.get(&n.device) == Some(&(mine - 1)))
+                            .map(|n| n.address)
+                            .collect(),
+                    )
                 };
                 Some(ExpectedRoute {
                     prefix: *prefix,
@@ -157,7 +168,8 @@ pub fn routes(t: &Topology, calico: &Resources) -> BTreeMap<String, Vec<Expected
 }
 
 /// Where two pods sit relative to each other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum PathClass {
     SameHost,
     SameRack,
@@ -254,4 +266,37 @@ pub fn path_matches(t: &Topology, expected: &ExpectedPath, devices: &[String]) -
                 Hop::Device(d) => d == seen,
                 Hop::AnySpine => t.spines.iter().any(|s| &s.name == seen),
             })
+}
+
+/// Pod pairs of one class. Same host: the first two pods of each node. Otherwise
+/// the first pods of every ordered node pair, or with `every_pod` every ordered pod
+/// pair.
+pub fn pod_pairs(t: &Topology, pods: &[Pod], class: PathClass, every_pod: bool) -> Vec<(Pod, Pod)> {
+    let mut by_node: BTreeMap<&str, Vec<&Pod>> = BTreeMap::new();
+    for p in pods {
+        by_node.entry(p.node.as_str()).or_default().push(p);
+    }
+    if class == PathClass::SameHost {
+        return by_node
+            .values()
+            .filter_map(|list| match list[..] {
+                [a, b, ..] => Some((a.clone(), b.clone())),
+                _ => None,
+            })
+            .collect();
+    }
+    let candidates: Vec<&Pod> = if every_pod {
+        pods.iter().collect()
+    } else {
+        by_node.values().map(|list| list[0]).collect()
+    };
+    let mut out = Vec::new();
+    for a in &candidates {
+        for b in &candidates {
+            if a.node != b.node && path(t, a, b).map(|p| p.class) == Some(class) {
+                out.push(((*a).clone(), (*b).clone()));
+            }
+        }
+    }
+    out
 }

@@ -2,11 +2,12 @@
 //! CI job summary), JUnit XML (for CI test views) and JSON.
 
 use std::fmt::Write;
-use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
 use serde_json::{json, Value};
 
-use crate::scenario::{Outcome, SCENARIOS};
+use crate::scenario::Outcome;
 
 /// The scenario whose report is the reachability matrix, shown in full in Markdown.
 const MATRIX_SCENARIO: &str = "all_pairs_reachability";
@@ -17,36 +18,56 @@ pub struct Report {
     pub lab: String,
     pub topology: String,
     pub flavor: String,
-    /// When the run started: RFC 3339, or any timestamp string the caller chooses.
-    pub started: String,
+    pub started: DateTime<Utc>,
     pub outcomes: Vec<Outcome>,
 }
 
 impl Report {
-    /// True when every outcome passed (and so for a run with no outcomes).
+    /// True when no outcome failed (and so for a run with no outcomes).
     pub fn all_passed(&self) -> bool {
         self.outcomes.iter().all(Outcome::passed)
     }
 
-    fn counts(&self) -> (usize, usize) {
-        let passed = self.outcomes.iter().filter(|o| o.passed()).count();
-        (passed, self.outcomes.len() - passed)
+    /// Passed, failed and skipped scenarios.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let skipped = self.outcomes.iter().filter(|o| o.skipped.is_some()).count();
+        let failed = self.outcomes.iter().filter(|o| !o.passed()).count();
+        (self.outcomes.len() - failed - skipped, failed, skipped)
     }
 
-    /// A plain-text table for a terminal: SCENARIO, RESULT, DURATION, DIAGNOSIS, with an
-    /// `artifacts:` line under each failure and a final `N passed, M failed` line.
+    /// `N passed, M failed` (`, K skipped` when some were).
+    pub fn summary(&self) -> String {
+        let (passed, failed, skipped) = self.counts();
+        let mut line = format!("{passed} passed, {failed} failed");
+        if skipped > 0 {
+            let _ = write!(line, ", {skipped} skipped");
+        }
+        line
+    }
+
+    fn started_text(&self) -> String {
+        self.started
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+
+    /// A plain-text table for a terminal: SCENARIO, RESULT, DURATION, DIAGNOSIS (a
+    /// skip's reason there), with an `artifacts:` line under each failure and the
+    /// summary line last.
     pub fn table(&self) -> String {
         let rows: Vec<[String; 4]> = self
             .outcomes
             .iter()
             .map(|o| {
+                let (result, note) = match (&o.failure, &o.skipped) {
+                    (Some(f), _) => ("FAIL", one_line(&f.diagnosis.to_string())),
+                    (None, Some(reason)) => ("skip", one_line(reason)),
+                    (None, None) => ("pass", String::new()),
+                };
                 [
                     one_line(&o.name),
-                    if o.passed() { "pass" } else { "FAIL" }.to_string(),
+                    result.to_string(),
                     format!("{:.1} s", o.duration.as_secs_f64()),
-                    o.failure
-                        .as_ref()
-                        .map_or_else(String::new, |f| one_line(&f.diagnosis)),
+                    note,
                 ]
             })
             .collect();
@@ -76,15 +97,14 @@ impl Report {
                 let _ = writeln!(out, "{indent}artifacts: {dir}");
             }
         }
-        let (passed, failed) = self.counts();
-        let _ = writeln!(out, "{passed} passed, {failed} failed");
+        let _ = writeln!(out, "{}", self.summary());
         out
     }
 
     /// A GitHub-flavoured Markdown summary: heading, result table, and the reachability
     /// matrix in a collapsed `<details>` block.
     pub fn markdown(&self) -> String {
-        let (passed, failed) = self.counts();
+        let (_, failed, _) = self.counts();
         let mut out = format!(
             "## calico-lab `{}`: topology `{}`, flavor `{}`\n\n",
             code_span(&self.lab),
@@ -94,24 +114,26 @@ impl Report {
         let mark = if failed == 0 { "✅" } else { "❌" };
         let _ = writeln!(
             out,
-            "{mark} **{passed} passed, {failed} failed** (started {})\n",
-            md_cell(&self.started)
+            "{mark} **{}** (started {})\n",
+            self.summary(),
+            md_cell(&self.started_text())
         );
         out.push_str("| Scenario | Result | Duration | Diagnosis |\n");
         out.push_str("| --- | --- | ---: | --- |\n");
         for o in &self.outcomes {
-            let (result, diagnosis) = match &o.failure {
-                None => ("✅ pass", String::new()),
-                Some(f) => {
+            let (result, diagnosis) = match (&o.failure, &o.skipped) {
+                (Some(f), _) => {
                     let dir = o
                         .artifacts
                         .as_ref()
                         .map_or_else(|| "(none)".into(), |d| md_cell(&d.display().to_string()));
                     (
                         "❌ FAIL",
-                        format!("{}<br>artifacts: {dir}", md_cell(&f.diagnosis)),
+                        format!("{}<br>artifacts: {dir}", md_cell(&f.diagnosis.to_string())),
                     )
                 }
+                (None, Some(reason)) => ("⏭️ skip", md_cell(reason)),
+                (None, None) => ("✅ pass", String::new()),
             };
             let _ = writeln!(
                 out,
@@ -136,94 +158,83 @@ impl Report {
         out
     }
 
-    /// JUnit XML: one `<testsuite name="calico-lab">`, one `<testcase>` per scenario.
+    /// JUnit XML (quick-junit): one `<testsuite name="calico-lab">` with the run's
+    /// properties, one `<testcase>` per scenario; a failure's message is its
+    /// diagnosis, its body the detail and artifact folder.
     pub fn junit(&self) -> String {
-        let (_, failed) = self.counts();
-        let total: Duration = self.outcomes.iter().map(|o| o.duration).sum();
-        let head = format!(
-            "name=\"calico-lab\" tests=\"{}\" failures=\"{failed}\" errors=\"0\" time=\"{}\"",
-            self.outcomes.len(),
-            secs(total)
-        );
-        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        let _ = writeln!(out, "<testsuites {head}>");
-        let _ = writeln!(out, "  <testsuite {head} skipped=\"0\">");
-        out.push_str("    <properties>\n");
-        for (name, value) in [
-            ("lab", &self.lab),
-            ("topology", &self.topology),
-            ("flavor", &self.flavor),
-            ("started", &self.started),
-        ] {
-            let _ = writeln!(
-                out,
-                "      <property name=\"{name}\" value=\"{}\"/>",
-                xml_attr(value)
-            );
-        }
-        out.push_str("    </properties>\n");
+        let mut suite = TestSuite::new("calico-lab");
+        suite.add_properties([
+            Property::new("lab", self.lab.as_str()),
+            Property::new("topology", self.topology.as_str()),
+            Property::new("flavor", self.flavor.as_str()),
+            Property::new("started", self.started_text()),
+        ]);
+        suite.set_timestamp(self.started);
+        suite.set_time(self.outcomes.iter().map(|o| o.duration).sum());
         for o in &self.outcomes {
-            let _ = write!(
-                out,
-                "    <testcase classname=\"{}\" name=\"{}\" time=\"{}\"",
-                xml_attr(&self.topology),
-                xml_attr(&o.name),
-                secs(o.duration)
-            );
-            if o.passed() && o.report.is_empty() {
-                out.push_str("/>\n");
-                continue;
-            }
-            out.push_str(">\n");
-            if let Some(f) = &o.failure {
-                let mut body = f.detail.trim_end().to_string();
-                if !body.is_empty() {
-                    body.push('\n');
+            let status = match (&o.failure, &o.skipped) {
+                (Some(f), _) => {
+                    let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    status.set_message(xml_safe(&f.diagnosis.to_string()));
+                    status.set_type("failure");
+                    let artifacts = o
+                        .artifacts
+                        .as_ref()
+                        .map_or_else(|| "(none)".into(), |d| d.display().to_string());
+                    let detail = f.detail.trim_end();
+                    status.set_description(xml_safe(&if detail.is_empty() {
+                        format!("artifacts: {artifacts}")
+                    } else {
+                        format!("{detail}\nartifacts: {artifacts}")
+                    }));
+                    status
                 }
-                match &o.artifacts {
-                    Some(d) => body.push_str(&format!("artifacts: {}", d.display())),
-                    None => body.push_str("artifacts: (none)"),
+                (None, Some(reason)) => {
+                    let mut status = TestCaseStatus::skipped();
+                    status.set_message(xml_safe(reason));
+                    status
                 }
-                let _ = writeln!(
-                    out,
-                    "      <failure message=\"{}\" type=\"failure\">{}</failure>",
-                    xml_attr(&f.diagnosis),
-                    xml_text(&body)
-                );
-            }
+                (None, None) => TestCaseStatus::success(),
+            };
+            let mut case = TestCase::new(o.name.as_str(), status);
+            case.set_classname(self.topology.as_str());
+            case.set_time(o.duration);
             if !o.report.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "      <system-out>{}</system-out>",
-                    xml_text(&o.report)
-                );
+                case.set_system_out(xml_safe(&o.report));
             }
-            out.push_str("    </testcase>\n");
+            suite.add_test_case(case);
         }
-        out.push_str("  </testsuite>\n</testsuites>\n");
-        out
+        let mut report = quick_junit::Report::new("calico-lab");
+        report.set_timestamp(self.started);
+        report.add_test_suite(suite);
+        report
+            .to_string()
+            .unwrap_or_else(|e| format!("<!-- JUnit report not serialised: {e} -->\n"))
     }
 
     /// The run as JSON: lab, topology, flavor, started, counts, and one object per
-    /// scenario (`diagnosis` and `detail` are null when it passed).
+    /// scenario (`diagnosis`, `cause` and `detail` are null unless it failed).
     pub fn json(&self) -> Value {
-        let (passed, failed) = self.counts();
+        let (passed, failed, skipped) = self.counts();
         let scenarios: Vec<Value> = self
             .outcomes
             .iter()
             .map(|o| {
-                let proves = SCENARIOS
-                    .iter()
-                    .find(|s| s.name == o.name)
-                    .map(|s| s.proves);
+                let result = match (&o.failure, &o.skipped) {
+                    (Some(_), _) => "failed",
+                    (None, Some(_)) => "skipped",
+                    (None, None) => "passed",
+                };
                 json!({
                     "name": o.name,
-                    "proves": proves,
-                    "result": if o.passed() { "passed" } else { "failed" },
+                    "proves": o.proves,
+                    "result": result,
                     // Whole milliseconds, so the number survives a text round trip.
                     "seconds": o.duration.as_millis() as f64 / 1000.0,
-                    "diagnosis": o.failure.as_ref().map(|f| &f.diagnosis),
+                    "diagnosis": o.failure.as_ref().map(|f| f.diagnosis.to_string()),
+                    "cause": o.failure.as_ref().map(|f| &f.diagnosis),
                     "detail": o.failure.as_ref().map(|f| &f.detail),
+                    "skipped": o.skipped,
                     "artifacts": o.artifacts.as_ref().map(|d| d.display().to_string()),
                     "report": o.report,
                 })
@@ -233,17 +244,13 @@ impl Report {
             "lab": self.lab,
             "topology": self.topology,
             "flavor": self.flavor,
-            "started": self.started,
+            "started": self.started_text(),
             "passed": passed,
             "failed": failed,
+            "skipped": skipped,
             "scenarios": scenarios,
         })
     }
-}
-
-/// Seconds with millisecond precision, as JUnit's `time` attributes carry them.
-fn secs(d: Duration) -> String {
-    format!("{:.3}", d.as_secs_f64())
 }
 
 /// Text on one terminal line: line breaks and other control characters become spaces.
@@ -277,6 +284,14 @@ fn md_cell(s: &str) -> String {
     out
 }
 
+/// Text without the characters XML 1.0 forbids (control characters but tab, newline
+/// and carriage return).
+fn xml_safe(s: &str) -> String {
+    s.chars()
+        .filter(|&c| matches!(c, '\t' | '\n' | '\r' | ' '..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..))
+        .collect()
+}
+
 fn longest_run(s: &str, c: char) -> usize {
     let (mut best, mut run) = (0, 0);
     for x in s.chars() {
@@ -284,36 +299,4 @@ fn longest_run(s: &str, c: char) -> usize {
         best = best.max(run);
     }
     best
-}
-
-/// Characters XML 1.0 allows in a document.
-fn xml_char(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\r' | ' '..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
-}
-
-fn xml_escape(s: &str, attribute: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars().filter(|&c| xml_char(c)) {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Parsers normalise a literal CR away, and whitespace in attributes to spaces.
-            '\r' => out.push_str("&#13;"),
-            '\n' if attribute => out.push_str("&#10;"),
-            '\t' if attribute => out.push_str("&#9;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn xml_attr(s: &str) -> String {
-    xml_escape(s, true)
-}
-
-fn xml_text(s: &str) -> String {
-    xml_escape(s, false)
 }

@@ -7,18 +7,26 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use calico_lab::calico::ipam::node_blocks;
-use calico_lab::calico::resources::load;
-use calico_lab::{CalicoState, Lab, LabOptions, Topology};
+use calico_lab::{CalicoState, Lab, LabOptions, Target, Topology};
 
 const BUDGET: Duration = Duration::from_secs(60);
 
-fn fixture(name: &str) -> Vec<calico_lab::calico::resources::Resource> {
-    load(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../fixtures/calico")
-            .join(name),
-    )
-    .unwrap()
+/// Applies one of the seed's steps from `fixtures/calico/`.
+async fn apply(lab: &mut Lab, name: &str) -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/calico")
+        .join(name);
+    lab.apply_file(&path).await.unwrap()
+}
+
+/// A node's BGP sessions as `<protocol> <state>`.
+async fn bgp_names(lab: &Lab, node: &str) -> Vec<String> {
+    lab.sessions(node)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(name, state)| format!("{name} {state}"))
+        .collect()
 }
 
 async fn lab(name: &str, calico: CalicoState) -> Lab {
@@ -37,7 +45,10 @@ async fn lab(name: &str, calico: CalicoState) -> Lab {
 /// Next hops of the kernel route to `prefix` on `device` (empty: no such route).
 async fn next_hops(lab: &Lab, device: &str, prefix: &str) -> (String, BTreeSet<Ipv4Addr>) {
     let out = lab
-        .exec(device, &["ip", "-4", "route", "show", prefix])
+        .exec(
+            &lab.target(device).unwrap(),
+            &["ip", "-4", "route", "show", prefix],
+        )
         .await
         .unwrap();
     let hops = out
@@ -78,14 +89,11 @@ async fn lab_calico_seed_nodes_peer_with_their_leaf_and_blocks_reach_every_rib()
     let t = lab.topology().clone();
 
     for (rack, node) in t.nodes() {
-        let rows = lab.bird_protocols(&node.name).await.unwrap();
-        let bgp: Vec<(&String, &str)> = rows
-            .iter()
-            .filter(|(_, r)| r.proto == "BGP")
-            .map(|(n, r)| (n, r.info.as_str()))
-            .collect();
-        let leaf = format!("Node_{}", rack.gateway.to_string().replace('.', "_"));
-        assert_eq!(bgp, [(&leaf, "Established")], "{}", node.name);
+        let leaf = format!(
+            "Node_{} Established",
+            rack.gateway.to_string().replace('.', "_")
+        );
+        assert_eq!(bgp_names(&lab, &node.name).await, [leaf], "{}", node.name);
     }
 
     let blocks = |node: &str| node_blocks(lab.calico(), node)[0].cidr.to_string();
@@ -112,7 +120,7 @@ async fn lab_calico_seed_nodes_peer_with_their_leaf_and_blocks_reach_every_rib()
         }
         for (_, node) in t.nodes() {
             let out = lab
-                .exec(&node.name, &["ip", "-4", "route"])
+                .exec(&Target::Node(node.name.clone()), &["ip", "-4", "route"])
                 .await
                 .unwrap()
                 .stdout;
@@ -142,8 +150,8 @@ async fn lab_calico_seed_nodes_peer_with_their_leaf_and_blocks_reach_every_rib()
         panic!("two pods on {first_node}: {on_node:?}")
     };
     let ping = lab
-        .pod_exec(
-            &a.name,
+        .exec(
+            &Target::Pod(a.name.clone()),
             &["ping", "-c", "3", "-i", "0.2", "-W", "1", &b.ip.to_string()],
         )
         .await
@@ -160,8 +168,8 @@ async fn lab_calico_seed_nodes_peer_with_their_leaf_and_blocks_reach_every_rib()
         .find(|p| !t.racks[0].nodes.iter().any(|n| n.name == p.node))
         .unwrap();
     let ping = lab
-        .pod_exec(
-            &a.name,
+        .exec(
+            &Target::Pod(a.name.clone()),
             &[
                 "ping",
                 "-c",
@@ -189,16 +197,9 @@ async fn lab_calico_seed_nodes_peer_with_their_leaf_and_blocks_reach_every_rib()
 async fn lab_calico_seed_sequence_moves_from_mesh_to_leaf_route_reflectors() {
     let mut lab = lab("calico-steps", CalicoState::Installed).await;
     let t = lab.topology().clone();
-    let bgp_names =
-        |rows: std::collections::BTreeMap<String, calico_lab::probe::ProtocolRow>| -> Vec<String> {
-            rows.into_values()
-                .filter(|r| r.proto == "BGP")
-                .map(|r| format!("{} {}", r.name, r.info))
-                .collect()
-        };
     let others = t.nodes().count() - 1;
     for (_, node) in t.nodes() {
-        let names = bgp_names(lab.bird_protocols(&node.name).await.unwrap());
+        let names = bgp_names(&lab, &node.name).await;
         assert_eq!(names.len(), others, "{}: {names:?}", node.name);
         assert!(
             names
@@ -208,25 +209,18 @@ async fn lab_calico_seed_sequence_moves_from_mesh_to_leaf_route_reflectors() {
         );
     }
 
-    let changed = lab
-        .apply(fixture("1-disable-full-mesh.yaml"))
-        .await
-        .unwrap();
+    let changed = apply(&mut lab, "1-disable-full-mesh.yaml").await;
     assert_eq!(changed.len(), t.nodes().count(), "every node re-rendered");
     lab.wait_for_calico(BUDGET).await.unwrap();
     for (_, node) in t.nodes() {
-        assert_eq!(
-            bgp_names(lab.bird_protocols(&node.name).await.unwrap()),
-            Vec::<String>::new()
-        );
+        assert_eq!(bgp_names(&lab, &node.name).await, Vec::<String>::new());
     }
 
-    let mut step = fixture("2-nodes.yaml");
-    step.extend(fixture("3-bgppeers.yaml"));
-    lab.apply(step).await.unwrap();
+    apply(&mut lab, "2-nodes.yaml").await;
+    apply(&mut lab, "3-bgppeers.yaml").await;
     lab.wait_for_calico(BUDGET).await.unwrap();
     for (rack, node) in t.nodes() {
-        let names = bgp_names(lab.bird_protocols(&node.name).await.unwrap());
+        let names = bgp_names(&lab, &node.name).await;
         let leaf = format!(
             "Node_{} Established",
             rack.gateway.to_string().replace('.', "_")
@@ -235,9 +229,7 @@ async fn lab_calico_seed_sequence_moves_from_mesh_to_leaf_route_reflectors() {
     }
 
     // Service CIDRs: every node advertises them, so each leaf has a path per rack node.
-    lab.apply(fixture("4-service-advertisement.yaml"))
-        .await
-        .unwrap();
+    apply(&mut lab, "4-service-advertisement.yaml").await;
     let services = ["10.96.0.0/16", "20.0.0.0/16", "30.0.0.0/16"];
     eventually("service CIDRs from every rack node on its leaf", || async {
         let mut wrong = Vec::new();
@@ -245,7 +237,7 @@ async fn lab_calico_seed_sequence_moves_from_mesh_to_leaf_route_reflectors() {
             for cidr in services {
                 let out = lab
                     .exec(
-                        &rack.leaf,
+                        &Target::Router(rack.leaf.clone()),
                         &["vtysh", "-c", &format!("show bgp ipv4 unicast {cidr} json")],
                     )
                     .await
@@ -273,7 +265,10 @@ async fn lab_calico_seed_sequence_moves_from_mesh_to_leaf_route_reflectors() {
     .await;
     // Not programmed into the nodes' own kernel tables (kube-proxy owns service IPs).
     let routes = lab
-        .exec(&t.racks[0].nodes[0].name, &["ip", "-4", "route"])
+        .exec(
+            &Target::Node(t.racks[0].nodes[0].name.clone()),
+            &["ip", "-4", "route"],
+        )
         .await
         .unwrap()
         .stdout;

@@ -15,7 +15,7 @@ fn suite() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../shared/conformance/calico-confd-v3.23.2")
+                .join("../fixtures/conformance/calico-confd-v3.23.2")
         })
 }
 

@@ -3,8 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use calico_lab::image::{image_tag, mirror_from_deb822, mirror_from_one_line};
-use calico_lab::lab::{members, MemberRole, RunId};
+use calico_lab::backend::emulated::members;
+use calico_lab::backend::image::{image_tag, mirror_from_deb822, mirror_from_one_line};
+use calico_lab::backend::ownership::RunId;
+use calico_lab::backend::MemberRole;
 use calico_lab::wiring::{WiringPlan, FABRIC_DEVICE};
 use calico_lab::{KeepPolicy, Topology};
 
@@ -146,7 +148,7 @@ fn keep_policy_parses_its_three_values_only() {
     assert_eq!("always".parse::<KeepPolicy>().unwrap(), KeepPolicy::Always);
     let err = "sometimes".parse::<KeepPolicy>().unwrap_err();
     assert!(
-        err.is_input() && err.to_string().contains("sometimes"),
+        err.exit_code() == 2 && err.to_string().contains("sometimes"),
         "{err}"
     );
 }
@@ -159,7 +161,7 @@ fn image_tag_is_a_stable_hash_of_the_recipe() {
     assert_eq!(repo, "calico-lab/emulated");
     assert_eq!(hash.len(), 12);
     assert!(hash.chars().all(|c| c.is_ascii_hexdigit()));
-    let dockerfile = calico_lab::image::dockerfile();
+    let dockerfile = calico_lab::backend::image::dockerfile();
     assert!(dockerfile.starts_with("FROM debian:bookworm-slim\n"));
     for package in [
         "frr",

@@ -67,12 +67,12 @@ fn routes_on_the_second_topology() {
     assert_eq!(tor1[1].via, Via::Hop(ip("172.20.1.22")));
     assert_eq!(
         tor1[3].via,
-        Via::AnyOf(BTreeSet::from([ip("172.31.0.2"), ip("172.31.0.6")]))
+        Via::Ecmp(BTreeSet::from([ip("172.31.0.2"), ip("172.31.0.6")]))
     );
     // sp-b reaches r3's block through tor3 only.
     let spb = &routes["sp-b"];
     assert_eq!(spb[5].owner, "three-racks-worker5");
-    assert_eq!(spb[5].via, Via::AnyOf(BTreeSet::from([ip("172.31.0.21")])));
+    assert_eq!(spb[5].via, Via::Ecmp(BTreeSet::from([ip("172.31.0.21")])));
     // A node: blackhole for its own, rack-mates directly, others through its leaf.
     let w = &routes["three-racks-worker"];
     assert_eq!(w[1].via, Via::Blackhole);

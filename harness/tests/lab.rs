@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use calico_lab::docker::{self, ContainerSpec, LABEL_LAB, LABEL_RUN};
-use calico_lab::lab::{self, RunId};
-use calico_lab::{KeepPolicy, Lab, LabOptions, Topology};
+use calico_lab::backend::docker::{self, ContainerSpec, ExecOutput, LABEL_LAB, LABEL_RUN};
+use calico_lab::backend::emulated::members;
+use calico_lab::backend::ownership::{self, RunId};
+use calico_lab::{KeepPolicy, Lab, LabOptions, Target, Topology};
 
 const FABRIC_BUDGET: Duration = Duration::from_secs(60);
 
@@ -36,8 +37,9 @@ async fn containers_of_lab(name: &str) -> Vec<String> {
         .collect()
 }
 
-async fn ping(lab: &Lab, from: &str, to: &str) -> calico_lab::docker::ExecOutput {
-    lab.exec(from, &["ping", "-c", "2", "-W", "2", "-i", "0.2", to])
+async fn ping(lab: &Lab, from: &str, to: &str) -> ExecOutput {
+    let target = lab.target(from).unwrap();
+    lab.exec(&target, &["ping", "-c", "2", "-W", "2", "-i", "0.2", to])
         .await
         .unwrap()
 }
@@ -55,10 +57,10 @@ async fn lab_seed_fabric_comes_up_with_every_router_session_established() {
         ("leaf0", ["10.1.10.2", "10.1.12.2"]),
         ("leaf1", ["10.1.34.2", "10.1.11.2"]),
     ] {
-        let sessions = lab.router_sessions(leaf).await.unwrap();
+        let sessions = lab.sessions(leaf).await.unwrap();
         for spine in spines {
             assert_eq!(
-                sessions.get(&spine.parse().unwrap()).map(String::as_str),
+                sessions.get(spine).map(String::as_str),
                 Some("Established"),
                 "{leaf} -> {spine}: {sessions:?}"
             );
@@ -68,7 +70,7 @@ async fn lab_seed_fabric_comes_up_with_every_router_session_established() {
         ("spine0", ["10.1.10.1", "10.1.34.1"]),
         ("spine1", ["10.1.12.1", "10.1.11.1"]),
     ] {
-        let sessions = lab.router_sessions(spine).await.unwrap();
+        let sessions = lab.sessions(spine).await.unwrap();
         assert_eq!(
             sessions.len(),
             2,
@@ -76,7 +78,7 @@ async fn lab_seed_fabric_comes_up_with_every_router_session_established() {
         );
         for leaf in leafs {
             assert_eq!(
-                sessions.get(&leaf.parse().unwrap()).map(String::as_str),
+                sessions.get(leaf).map(String::as_str),
                 Some("Established"),
                 "{spine} -> {leaf}: {sessions:?}"
             );
@@ -95,7 +97,7 @@ async fn lab_seed_fabric_comes_up_with_every_router_session_established() {
     );
     let route = lab
         .exec(
-            "calico-bgp-rr-worker2",
+            &Target::Node("calico-bgp-rr-worker2".into()),
             &["ip", "-4", "route", "show", "default"],
         )
         .await
@@ -108,7 +110,10 @@ async fn lab_seed_fabric_comes_up_with_every_router_session_established() {
 
     // Leafs spread traffic to the other rack over both spines (multipath-relax).
     let route = lab
-        .exec("leaf0", &["ip", "-4", "route", "show", "10.1.8.0/24"])
+        .exec(
+            &Target::Router("leaf0".into()),
+            &["ip", "-4", "route", "show", "10.1.8.0/24"],
+        )
         .await
         .unwrap();
     assert!(
@@ -205,7 +210,10 @@ async fn leftover(docker: &bollard::Docker, lab: &str, device: &str) -> String {
         .to_string();
     let dead_run = format!("{host}-4194303-1-0");
     assert!(!RunId(dead_run.clone()).is_alive());
-    let image = calico_lab::image::ensure_image(docker).await.unwrap().tag;
+    let image = calico_lab::backend::image::ensure_image(docker)
+        .await
+        .unwrap()
+        .tag;
     let spec = ContainerSpec {
         name: format!("{lab}-{device}"),
         hostname: device.into(),
@@ -249,7 +257,10 @@ async fn lab_gc_removes_dead_runs_only_and_never_unlabelled_containers() {
     let name = lab_name("gc");
     let docker = docker::connect().await.unwrap();
     let dead = leftover(&docker, &name, "leaf0").await;
-    let image = calico_lab::image::ensure_image(&docker).await.unwrap().tag;
+    let image = calico_lab::backend::image::ensure_image(&docker)
+        .await
+        .unwrap()
+        .tag;
     let unlabelled = docker::run(
         &docker,
         &ContainerSpec {
@@ -265,7 +276,7 @@ async fn lab_gc_removes_dead_runs_only_and_never_unlabelled_containers() {
     .unwrap();
     let live = up(&lab_name("gc-live")).await;
 
-    let removed = lab::gc().await.unwrap();
+    let removed = ownership::gc().await.unwrap();
     // Observe everything first, then clean up, then assert: a failed assertion must
     // not leak the unlabelled container (no harness label would ever find it).
     let dead_gone = docker.inspect_container(&dead, None).await.is_err();
@@ -305,7 +316,7 @@ async fn lab_a_live_lab_name_is_refused() {
         .await
         .err()
         .expect("a second lab of that name is refused");
-    assert!(err.is_input(), "{err}");
+    assert_eq!(err.exit_code(), 2, "{err}");
     assert!(err.to_string().contains("already running"), "{err}");
     assert_eq!(
         containers_of_lab(&name).await.len(),
@@ -315,14 +326,15 @@ async fn lab_a_live_lab_name_is_refused() {
     first.down().await.unwrap();
 }
 
-/// Starts `calico-lab <command> --name <name>`, sends SIGINT once that many of its
-/// containers exist and `settle` has passed, and
-/// asserts the command stops with "interrupted" and leaves no container of the lab.
+/// Starts `calico-lab <command> --name <name>`, sends `signal` once that many of its
+/// containers exist and `settle` has passed, and asserts the command stops with
+/// "interrupted by <signal>", exit 128 + its number, and leaves no container.
 async fn interrupt_leaves_no_container(
     command: &str,
     name: &str,
     members_before_signal: usize,
     settle: Duration,
+    (signal, number): (&str, i32),
 ) {
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_calico-lab"))
         .args([command, "--name", name])
@@ -341,30 +353,47 @@ async fn interrupt_leaves_no_container(
     tokio::time::sleep(settle).await;
     let pid = child.id().unwrap().to_string();
     let kill = std::process::Command::new("kill")
-        .args(["-INT", &pid])
+        .args([&format!("-{signal}"), &pid])
         .status()
         .unwrap();
     assert!(kill.success());
     let out = child.wait_with_output().await.unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(out.status.code(), Some(128 + number), "{stderr}");
+    assert!(
+        stderr.contains(&format!("interrupted by SIG{signal}")),
+        "{stderr}"
+    );
     assert!(
         containers_of_lab(name).await.is_empty(),
-        "{command}: SIGINT tore the lab down"
+        "{command}: SIG{signal} tore the lab down"
     );
 }
 
 #[tokio::test]
 async fn lab_ctrl_c_during_up_leaves_no_container() {
     // Interrupt as soon as the first container exists, mid bring-up.
-    interrupt_leaves_no_container("up", &lab_name("sigint"), 1, Duration::ZERO).await;
+    interrupt_leaves_no_container("up", &lab_name("sigint"), 1, Duration::ZERO, ("INT", 2)).await;
+}
+
+#[tokio::test]
+async fn lab_sighup_during_up_leaves_no_container() {
+    interrupt_leaves_no_container("up", &lab_name("sighup"), 3, Duration::ZERO, ("HUP", 1)).await;
 }
 
 #[tokio::test]
 async fn lab_ctrl_c_during_run_leaves_no_container() {
     // Interrupt once the whole lab exists: during the waits or the scenarios.
     let name = lab_name("sigint-run");
-    let members = calico_lab::lab::members(&Topology::seed(), &name).len();
-    interrupt_leaves_no_container("run", &name, members, Duration::from_secs(3)).await;
+    let members = members(&Topology::seed(), &name).len();
+    interrupt_leaves_no_container("run", &name, members, Duration::from_secs(3), ("INT", 2)).await;
+}
+
+/// What `timeout`, a cancelled CI job and `docker stop` send.
+#[tokio::test]
+async fn lab_sigterm_during_run_leaves_no_container() {
+    let name = lab_name("sigterm-run");
+    let members = members(&Topology::seed(), &name).len();
+    interrupt_leaves_no_container("run", &name, members, Duration::from_secs(2), ("TERM", 15))
+        .await;
 }

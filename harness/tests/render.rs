@@ -85,9 +85,9 @@ fn vyos_config_keeps_the_reference_structure() {
     assert!(rendered.contains("// vyos-config-version: \"bgp@4:"));
     assert!(rendered.contains("    host-name \"leaf0\"\n"));
     // Identical to the original lab's leaf0 but for its MTU 9000 and its masquerade
-    // to the internet (shared/ is beside the project, in CI too).
-    let reference = fixtures().join("../../shared/reference/original-lab/leaf0-boot.cfg");
-    let reference = std::fs::read_to_string(&reference).expect("shared/ lies beside the project");
+    // to the internet.
+    let reference = fixtures().join("reference/original-lab/leaf0-boot.cfg");
+    let reference = std::fs::read_to_string(&reference).expect("the reference config is a fixture");
     let without_nat = |s: &str| match (s.find("nat {\n"), s.find("protocols {\n")) {
         (Some(start), Some(end)) => format!("{}{}", &s[..start], &s[end..]),
         _ => s.to_string(),

@@ -5,17 +5,39 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use calico_lab::diagnosis::{Diagnosis, Role};
 use calico_lab::report::Report;
 use calico_lab::scenario::{Failure, Outcome, SCENARIOS};
 
 const MATRIX: &str = "from \\ to |    1    2\n 1 pod-a    |    -    x\n 2 pod-b    |    x    -\nhost: same host, rack: same rack, x: cross rack; ! marks a pair that did not answer\n";
-const DIAGNOSIS: &str = "route missing on leaf leaf-1: 10.0.0.0/26 <pod-a> & more | see detail";
+const DIAGNOSIS: &str =
+    "route missing on leaf leaf-1: 10.0.0.0/26 (<pod-a> & more | see detail) via 10.1.0.2, found no route";
+
+fn diagnosis() -> Diagnosis {
+    Diagnosis::RouteMissing {
+        role: Role::Leaf,
+        device: "leaf-1".into(),
+        prefix: "10.0.0.0/26".parse().unwrap(),
+        of: "<pod-a> & more | see detail".into(),
+        want: "via 10.1.0.2".into(),
+        found: "no route".into(),
+    }
+}
+
+fn proves(name: &str) -> String {
+    SCENARIOS
+        .iter()
+        .find(|s| s.name == name)
+        .map_or(String::new(), |s| s.proves.to_string())
+}
 
 fn pass(name: &str, millis: u64, report: &str) -> Outcome {
     Outcome {
         name: name.into(),
+        proves: proves(name),
         duration: Duration::from_millis(millis),
         report: report.into(),
+        skipped: None,
         failure: None,
         artifacts: None,
     }
@@ -26,15 +48,17 @@ fn report() -> Report {
         lab: "ci-42".into(),
         topology: "two-racks".into(),
         flavor: "frr".into(),
-        started: "2025-01-02T03:04:05Z".into(),
+        started: "2025-01-02T03:04:05Z".parse().unwrap(),
         outcomes: vec![
             pass("all_pairs_reachability", 12_345, MATRIX),
             Outcome {
                 name: "routes_match_topology".into(),
+                proves: proves("routes_match_topology"),
                 duration: Duration::from_millis(3_210),
                 report: String::new(),
+                skipped: None,
                 failure: Some(Failure {
-                    diagnosis: DIAGNOSIS.into(),
+                    diagnosis: diagnosis(),
                     detail: "leaf-1 table:\n10.0.1.0/26 via 10.1.0.2 <proto bgp> & \"x\" 'y'"
                         .into(),
                 }),
@@ -119,7 +143,7 @@ fn markdown_has_table_and_matrix() {
     assert!(rows[0].contains("`all_pairs_reachability` | ✅ pass | 12.3 s |"));
     assert!(rows[1].contains("❌ FAIL"), "{}", rows[1]);
     assert!(
-        rows[1].contains("10.0.0.0/26 &lt;pod-a&gt; &amp; more \\| see detail"),
+        rows[1].contains("10.0.0.0/26 (&lt;pod-a&gt; &amp; more \\| see detail)"),
         "{}",
         rows[1]
     );
@@ -170,16 +194,34 @@ fn assert_well_formed(xml: &str) {
 fn junit_is_well_formed_and_escaped() {
     let xml = report().junit();
     assert_well_formed(&xml);
-    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"));
-    assert!(xml.contains("<testsuites name=\"calico-lab\" tests=\"3\" failures=\"1\""));
-    assert!(xml.contains("<testsuite name=\"calico-lab\" tests=\"3\" failures=\"1\" errors=\"0\" time=\"15.635\""), "{xml}");
-    assert!(xml.contains(
-        "<testcase classname=\"two-racks\" name=\"routes_match_topology\" time=\"3.210\">"
-    ));
-    assert!(xml.contains(
-        "<failure message=\"route missing on leaf leaf-1: 10.0.0.0/26 &lt;pod-a&gt; &amp; more | see detail\""
-    ), "{xml}");
-    assert!(xml.contains("&lt;proto bgp&gt; &amp; &quot;x&quot; &apos;y&apos;\nartifacts: /tmp/calico-lab/ci-42/routes_match_topology</failure>"), "{xml}");
+    assert!(
+        xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(
+            "<testsuite name=\"calico-lab\" tests=\"3\" skipped=\"0\" errors=\"0\" failures=\"1\" timestamp=\"2025-01-02T03:04:05.000+00:00\" time=\"15.635\">"
+        ),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(
+            "<testcase name=\"routes_match_topology\" classname=\"two-racks\" time=\"3.210\">"
+        ),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<failure message=\"route missing on leaf leaf-1: 10.0.0.0/26 (&lt;pod-a&gt; &amp; more | see detail) via 10.1.0.2, found no route\" type=\"failure\">"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("&lt;proto bgp&gt; &amp; &quot;x&quot; &apos;y&apos;\nartifacts: /tmp/calico-lab/ci-42/routes_match_topology</failure>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<property name=\"lab\" value=\"ci-42\"/>"),
+        "{xml}"
+    );
     assert!(xml.contains("<system-out>from \\ to |"), "{xml}");
     assert_eq!(xml.matches("<testcase ").count(), 3);
     assert_eq!(xml.matches("<failure ").count(), 1);
@@ -189,19 +231,51 @@ fn junit_is_well_formed_and_escaped() {
 #[test]
 fn junit_strips_characters_xml_forbids() {
     let mut r = report();
-    r.topology = "odd\"<'&>\u{1}".into();
-    r.outcomes[1].failure.as_mut().unwrap().diagnosis = "bell\u{7} nul\u{0} esc\u{1b}\nnext".into();
+    r.topology = "odd\"<'&>".into();
+    r.outcomes[1].failure.as_mut().unwrap().detail = "bell\u{7} nul\u{0} esc\u{1b}\nnext".into();
     r.outcomes[0].report = "\u{FFFE}ok\u{1F}\r\n".into();
     let xml = r.junit();
     assert_well_formed(&xml);
-    for bad in ['\u{0}', '\u{1}', '\u{7}', '\u{1b}', '\u{1f}', '\u{FFFE}'] {
+    for bad in ['\u{0}', '\u{7}', '\u{1b}', '\u{1f}', '\u{FFFE}'] {
         assert!(!xml.contains(bad), "{bad:?} kept");
     }
     assert!(
         xml.contains("classname=\"odd&quot;&lt;&apos;&amp;&gt;\""),
         "{xml}"
     );
-    assert!(xml.contains("message=\"bell nul esc&#10;next\""), "{xml}");
+    assert!(xml.contains("bell nul esc\nnext"), "{xml}");
+}
+
+#[test]
+fn a_skipped_scenario_is_reported_as_skipped_everywhere() {
+    let mut r = report();
+    r.outcomes.push(Outcome {
+        skipped: Some("the topology has no same-rack pod pair to ping".into()),
+        ..pass("same_rack_ping", 2, "")
+    });
+    assert!(!r.all_passed(), "the failure still fails the run");
+    let table = r.table();
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("same_rack_ping"))
+        .unwrap();
+    assert!(
+        row.contains("skip") && row.contains("no same-rack pod pair"),
+        "{row}"
+    );
+    assert_eq!(table.lines().last(), Some("2 passed, 1 failed, 1 skipped"));
+    assert!(r.markdown().contains("**2 passed, 1 failed, 1 skipped**"));
+    let xml = r.junit();
+    assert_well_formed(&xml);
+    assert!(
+        xml.contains("<skipped message=\"the topology has no same-rack pod pair to ping\"/>"),
+        "{xml}"
+    );
+    let v = r.json();
+    assert_eq!(v["skipped"], 1);
+    assert_eq!(v["scenarios"][3]["result"], "skipped");
+    r.outcomes.remove(1);
+    assert!(r.all_passed(), "a skip alone does not fail a run");
 }
 
 #[test]
@@ -235,7 +309,6 @@ fn json_lists_every_scenario_and_round_trips() {
         .collect();
     assert_eq!(results, ["passed", "failed", "passed", "passed"]);
 
-    let proves = |name: &str| SCENARIOS.iter().find(|s| s.name == name).unwrap().proves;
     assert_eq!(scenarios[0]["proves"], proves("all_pairs_reachability"));
     assert_eq!(scenarios[0]["report"], MATRIX);
     assert_eq!(scenarios[0]["seconds"], 12.345);
@@ -243,12 +316,14 @@ fn json_lists_every_scenario_and_round_trips() {
     assert!(scenarios[0]["artifacts"].is_null());
     assert_eq!(scenarios[1]["proves"], proves("routes_match_topology"));
     assert_eq!(scenarios[1]["diagnosis"], DIAGNOSIS);
+    assert_eq!(scenarios[1]["cause"]["kind"], "route_missing");
+    assert_eq!(scenarios[1]["cause"]["device"], "leaf-1");
     assert_eq!(
         scenarios[1]["artifacts"],
         "/tmp/calico-lab/ci-42/routes_match_topology"
     );
     assert_eq!(scenarios[1]["seconds"], 3.21);
-    assert!(scenarios[3]["proves"].is_null());
+    assert_eq!(scenarios[3]["proves"], "");
 
     let text = serde_json::to_string_pretty(&v).unwrap();
     let back: serde_json::Value = serde_json::from_str(&text).unwrap();

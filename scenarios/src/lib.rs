@@ -1,65 +1,147 @@
-//! The lab the scenario tests run against, from the environment:
-//! `CALICO_LAB_TOPOLOGY` (a topology file; default: the embedded seed lab),
-//! `CALICO_LAB_FLAVOR` (`emulated`, the default; `kind` is not built yet),
-//! `CALICO_LAB_REUSE=1` (test processes share one running lab per topology),
-//! `CALICO_LAB_KEEP` (as in the lab engine).
+//! Test fixtures and a test runner for calico-lab scenarios: the built-in ones and
+//! your own, on the lab the environment names.
+//!
+//! - [`shared_lab`]: a converged lab to read from (with `CALICO_LAB_REUSE=1` one
+//!   running lab per topology, shared by every test process).
+//! - [`owned_lab`]: a converged lab of the test's own, to break.
+//! - [`run_as_tests`]: a `harness = false` test binary's `main`, one test per scenario.
+//!
+//! Environment: `CALICO_LAB_TOPOLOGY` (a topology file; default: the embedded seed
+//! lab), `CALICO_LAB_FLAVOR` (`emulated`, the default; `kind` is not built yet),
+//! `CALICO_LAB_REUSE=1`, `CALICO_LAB_KEEP` (`never`, `on-failure`, `always`),
+//! `CALICO_LAB_WAIT` (seconds per convergence wait, default 60).
 
 use std::fs::File;
+use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
-use calico_lab::scenario::{self, Outcome};
-use calico_lab::{KeepPolicy, Lab, LabOptions, Topology};
+use calico_lab::scenario::{self, Scenario};
+use calico_lab::{Flavor, KeepPolicy, Lab, LabOptions, Topology};
 use rstest::fixture;
 
-/// How long a lab may take to converge after its containers run.
-pub const CONVERGENCE: Duration = Duration::from_secs(60);
+/// A converged lab for reading: it may be shared with other tests, so it gives no
+/// way to change it.
+pub struct SharedLab(Lab);
 
-/// The lab a scenario runs on; a fresh one is torn down when dropped, a shared one
-/// stays for the next test process.
-pub struct TestLab {
-    pub lab: Lab,
+impl Deref for SharedLab {
+    type Target = Lab;
+    fn deref(&self) -> &Lab {
+        &self.0
+    }
 }
 
-/// Brings up (or, with `CALICO_LAB_REUSE=1`, joins) the lab and waits until it has
-/// converged. Panics with the reason when it cannot: a scenario without its lab
-/// has nothing to say.
+/// A converged lab of this test's own: break it as you like; it is torn down when
+/// dropped (kept per `CALICO_LAB_KEEP`).
+pub struct OwnedLab(Lab);
+
+impl Deref for OwnedLab {
+    type Target = Lab;
+    fn deref(&self) -> &Lab {
+        &self.0
+    }
+}
+
+impl DerefMut for OwnedLab {
+    fn deref_mut(&mut self) -> &mut Lab {
+        &mut self.0
+    }
+}
+
+/// The lab a scenario reads: with `CALICO_LAB_REUSE=1` the shared running lab of
+/// the topology, else a fresh one. Panics with the reason when it cannot come up.
 #[fixture]
-pub async fn lab() -> TestLab {
+pub async fn shared_lab() -> SharedLab {
     let reuse = std::env::var("CALICO_LAB_REUSE").is_ok_and(|v| v == "1");
-    start(reuse).await
-}
-
-/// A lab of its own even under `CALICO_LAB_REUSE=1`, for a test that breaks it.
-#[fixture]
-pub async fn fresh_lab() -> TestLab {
-    start(false).await
-}
-
-async fn start(reuse: bool) -> TestLab {
-    init_tracing();
-    match bring_up(reuse).await {
-        Ok(lab) => TestLab { lab },
+    match start(reuse).await {
+        Ok(lab) => SharedLab(lab),
         Err(e) => panic!("the lab did not come up: {e:#}"),
     }
 }
 
-/// Runs the named scenario and panics with its diagnosis and artifact folder when it
-/// fails, after printing what it saw.
-pub async fn check(lab: &mut TestLab, name: &str) {
-    let outcome: Outcome = scenario::run(&lab.lab, name).await;
-    println!("{}", outcome.report);
-    if let Some(failure) = &outcome.failure {
-        lab.lab.mark_failed();
-        let artifacts = outcome
-            .artifacts
-            .as_ref()
-            .map_or("(none written)".to_string(), |d| d.display().to_string());
-        panic!(
-            "{name} failed: {}\nartifacts: {artifacts}\n{}",
-            failure.diagnosis, failure.detail
-        );
+/// A lab of its own even under `CALICO_LAB_REUSE=1`, for a test that breaks it.
+#[fixture]
+pub async fn owned_lab() -> OwnedLab {
+    match start(false).await {
+        Ok(lab) => OwnedLab(lab),
+        Err(e) => panic!("the lab did not come up: {e:#}"),
     }
+}
+
+/// Runs every scenario of `scenarios` as a test of its own (libtest's command line,
+/// so nextest and `cargo test` filters work); each brings up its lab as
+/// [`shared_lab`] does.
+pub fn run_as_tests(scenarios: &'static [Scenario]) -> ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    let trials = scenarios
+        .iter()
+        .map(|s| libtest_mimic::Trial::test(s.name, move || run_one(s)))
+        .collect();
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+fn run_one(s: &'static Scenario) -> Result<(), libtest_mimic::Failed> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    runtime.block_on(async {
+        let reuse = std::env::var("CALICO_LAB_REUSE").is_ok_and(|v| v == "1");
+        let mut lab = start(reuse)
+            .await
+            .map_err(|e| format!("the lab did not come up: {e:#}"))?;
+        let outcome = scenario::run(&lab, s).await;
+        println!("{}", outcome.report);
+        if let Some(reason) = &outcome.skipped {
+            println!("skipped: {reason}");
+        }
+        match &outcome.failure {
+            None => Ok(()),
+            Some(failure) => {
+                lab.mark_failed();
+                let artifacts = outcome
+                    .artifacts
+                    .as_ref()
+                    .map_or("(none written)".to_string(), |d| d.display().to_string());
+                Err(format!(
+                    "{} failed: {}\nartifacts: {artifacts}\n{}",
+                    s.name, failure.diagnosis, failure.detail
+                )
+                .into())
+            }
+        }
+    })
+}
+
+/// How long each convergence wait may take (`CALICO_LAB_WAIT` seconds, default 60).
+pub fn wait_budget() -> anyhow::Result<Duration> {
+    match std::env::var("CALICO_LAB_WAIT") {
+        Ok(v) if !v.is_empty() => match v.parse::<u64>() {
+            Ok(s) if s > 0 => Ok(Duration::from_secs(s)),
+            _ => anyhow::bail!("CALICO_LAB_WAIT='{v}' is not a whole number of seconds above 0"),
+        },
+        _ => Ok(Duration::from_secs(60)),
+    }
+}
+
+async fn start(reuse: bool) -> anyhow::Result<Lab> {
+    init_tracing();
+    let flavor = Flavor::from_env()?;
+    let t = topology()?;
+    let wait = wait_budget()?;
+    if reuse {
+        return shared(t, flavor, wait).await;
+    }
+    let options = LabOptions {
+        name: Some(format!("s{}-{}", std::process::id(), short(&t.name))),
+        flavor,
+        keep: KeepPolicy::from_env()?,
+        ..LabOptions::default()
+    };
+    let lab = Lab::up(t, options).await?;
+    lab.converge(wait).await?;
+    Ok(lab)
 }
 
 fn topology() -> anyhow::Result<Topology> {
@@ -74,44 +156,17 @@ fn workspace_path(path: PathBuf) -> PathBuf {
     if path.is_absolute() || path.exists() {
         return path;
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(path)
-}
-
-async fn bring_up(reuse: bool) -> anyhow::Result<Lab> {
-    match std::env::var("CALICO_LAB_FLAVOR").as_deref() {
-        Ok("emulated") | Ok("") | Err(_) => {}
-        Ok("kind") => anyhow::bail!(
-            "CALICO_LAB_FLAVOR=kind: the kind flavor's bring-up is not built yet (its configs are: calico-lab render)"
-        ),
-        Ok(other) => anyhow::bail!("CALICO_LAB_FLAVOR='{other}' is not one of emulated, kind"),
-    }
-    let t = topology()?;
-    if reuse {
-        return shared(t).await;
-    }
-    let name = format!("s{}-{}", std::process::id(), short(&t.name));
-    let options = LabOptions {
-        name: Some(name),
-        keep: KeepPolicy::from_env()?,
-        ..LabOptions::default()
-    };
-    let lab = Lab::up(t, options).await?;
-    converge(&lab).await?;
-    Ok(lab)
-}
-
-async fn converge(lab: &Lab) -> anyhow::Result<()> {
-    lab.wait_for_fabric(CONVERGENCE).await?;
-    lab.wait_for_calico(CONVERGENCE).await?;
-    scenario::wait_until_converged(lab, CONVERGENCE).await?;
-    Ok(())
+    let cwd = std::env::current_dir().unwrap_or_default();
+    cwd.ancestors()
+        .map(|d| d.join(&path))
+        .find(|p| p.exists())
+        .unwrap_or(path)
 }
 
 /// One running lab per topology for all test processes: the first brings it up
-/// (detached), the others join it; a lock file keeps them from racing.
-async fn shared(t: Topology) -> anyhow::Result<Lab> {
+/// (detached), the others join it; a lock file keeps them from racing. A joined lab
+/// is checked for convergence too, so a stale shared lab is not trusted blindly.
+async fn shared(t: Topology, flavor: Flavor, wait: Duration) -> anyhow::Result<Lab> {
     let name = format!("reuse-{}", &t.hash()[..12]);
     let dir = calico_lab::artifacts::root().join("..");
     std::fs::create_dir_all(&dir)?;
@@ -119,20 +174,21 @@ async fn shared(t: Topology) -> anyhow::Result<Lab> {
     lock.lock()?;
     let lab = match Lab::attach(t.clone(), &name).await {
         Ok(lab) => lab,
-        Err(_) => {
+        Err(calico_lab::Error::NoSuchLab(_)) => {
             let options = LabOptions {
                 name: Some(name.clone()),
+                flavor,
                 detached: true,
                 ..LabOptions::default()
             };
-            let lab = Lab::up(t.clone(), options).await?;
-            converge(&lab).await?;
-            lab.release();
+            Lab::up(t.clone(), options).await?.release();
             eprintln!("shared lab '{name}' is up; remove it with: calico-lab down --name {name}");
             Lab::attach(t, &name).await?
         }
+        Err(e) => return Err(e.into()),
     };
     drop(lock);
+    lab.converge(wait).await?;
     Ok(lab)
 }
 

@@ -2,7 +2,6 @@
 //! starts with, pod placement, Calico-style pod wiring, and BIRD's protocol table.
 
 use std::fmt::Write;
-use std::net::Ipv4Addr;
 
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
@@ -12,6 +11,7 @@ use super::peers::{resolve, Cluster, Mesh, MeshOutcome};
 use super::resources::{
     parse, CalicoError, EncapMode, IpPoolSpec, Metadata, NodeBgp, NodeSpec, Resource, Resources,
 };
+use crate::backend::Pod;
 use crate::render::calico_resources;
 use crate::topology::Topology;
 
@@ -93,30 +93,21 @@ impl CalicoState {
 
 /// The cluster's Calico objects at start, with a block allocated to every node in
 /// topology order.
-pub fn starting_resources(t: &Topology, state: CalicoState) -> Result<Resources, String> {
+pub fn starting_resources(t: &Topology, state: CalicoState) -> Result<Resources, CalicoError> {
     let mut objects = installed(t);
     if state == CalicoState::Configured {
-        objects.extend(configured(t).map_err(|e| e.to_string())?);
+        objects.extend(configured(t)?);
     }
     let mut resources = Resources::default();
-    resources.apply(objects).map_err(|e| e.to_string())?;
+    resources.apply(objects)?;
     let nodes: Vec<&str> = t.nodes().map(|(_, n)| n.name.as_str()).collect();
-    let blocks = allocate(&resources, &nodes).map_err(|e| e.to_string())?;
-    resources.apply(blocks).map_err(|e| e.to_string())?;
+    let blocks = allocate(&resources, &nodes)?;
+    resources.apply(blocks)?;
     Ok(resources)
 }
 
-/// A pod: a network namespace in its node's container, wired as Calico's CNI does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pod {
-    pub name: String,
-    pub node: String,
-    pub ip: Ipv4Addr,
-    /// The host side of the pod's veth (`cali` + 11 hex digits).
-    pub veth: String,
-}
-
-/// Every pod of the topology with its address from its node's first block, in
+/// Every pod of the topology (a network namespace in its node's container, wired as
+/// Calico's CNI does) with its address from its node's first block, in
 /// topology order. A node without a block gets no pods.
 pub fn pods(t: &Topology, resources: &Resources) -> Vec<Pod> {
     let mut out = Vec::new();
@@ -127,7 +118,6 @@ pub fn pods(t: &Topology, resources: &Resources) -> Vec<Pod> {
         for (k, name) in node.pod_names().into_iter().enumerate() {
             if let Some(ip) = pod_address(block.cidr, k) {
                 out.push(Pod {
-                    veth: veth_name(&name),
                     name,
                     node: node.name.clone(),
                     ip,
@@ -150,7 +140,7 @@ pub fn veth_name(pod: &str) -> String {
 pub fn pod_script(pods: &[&Pod]) -> String {
     let mut s = String::from("set -e\n");
     for p in pods {
-        let (n, v, ip) = (&p.name, &p.veth, p.ip);
+        let (n, v, ip) = (&p.name, veth_name(&p.name), p.ip);
         let _ = write!(
             s,
             "ip netns add {n}\n\

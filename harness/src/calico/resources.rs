@@ -51,6 +51,10 @@ pub enum CalicoError {
         #[source]
         source: Box<SelectorError>,
     },
+    #[error(transparent)]
+    Confd(#[from] super::confd::ConfdError),
+    #[error(transparent)]
+    Ipam(#[from] super::ipam::IpamError),
 }
 
 /// Kubernetes object metadata: the name and labels matter, the rest (annotations,

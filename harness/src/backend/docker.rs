@@ -171,7 +171,21 @@ pub async fn exec(docker: &Docker, container: &str, cmd: &[&str]) -> Result<Exec
             },
         )
         .await
-        .map_err(Error::docker(context()))?;
+        .map_err(|e| match e {
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            } => Error::NotRunning {
+                container: container.to_string(),
+                state: "gone (removed)",
+            },
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            } => Error::NotRunning {
+                container: container.to_string(),
+                state: "not running (stopped)",
+            },
+            e => Error::docker(context())(e),
+        })?;
     let mut out = ExecOutput::default();
     if let StartExecResults::Attached { mut output, .. } = docker
         .start_exec(&created.id, None)

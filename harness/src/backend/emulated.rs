@@ -1,0 +1,627 @@
+//! The emulated flavor: FRR router containers, node containers running BIRD with the
+//! configuration calico-node would write, pods as network namespaces, all wired with
+//! veths in Docker; bring-up, exec, apply and teardown.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bollard::Docker;
+
+use super::docker::{
+    self, ContainerSpec, ExecOutput, LABEL_CALICO, LABEL_DEVICE, LABEL_LAB, LABEL_ROLE, LABEL_RUN,
+    LABEL_TOPOLOGY,
+};
+use super::ownership::{remove_run, sweep, RunId};
+use super::{image, Backend, Flavor, Member, MemberRole, Pod, Running, Target};
+use crate::calico::bird::{upstream, CONFIG_DIR, CONTROL_SOCKET};
+use crate::calico::confd::{render, BirdFiles};
+use crate::calico::emulated::{self, pod_script, CalicoState};
+use crate::calico::resources::Resource;
+use crate::calico::Resources;
+use crate::error::{Error, Result};
+use crate::lab::{birdc, Progress};
+use crate::render::frr_conf;
+use crate::topology::Topology;
+use crate::wiring::{WiringPlan, FABRIC_DEVICE};
+
+/// Where the fabric container keeps the files applied to a running lab, so that a
+/// later handle (`attach`) holds the same Calico objects.
+const APPLIED_DIR: &str = "/etc/calico-lab/applied";
+
+/// How long each phase of bring-up took.
+#[derive(Debug, Clone, Default)]
+pub struct UpTimings {
+    pub image: Duration,
+    pub containers: Duration,
+    pub wiring: Duration,
+    pub routers: Duration,
+    pub nodes: Duration,
+}
+
+/// An emulated lab's containers. Dropping it removes them unless it was released.
+pub struct Emulated {
+    docker: Docker,
+    lab: String,
+    run: RunId,
+    topology: Topology,
+    members: Vec<Member>,
+    calico_state: CalicoState,
+    pods: Vec<Pod>,
+    /// What each node's BIRD runs now (upstream form).
+    bird_files: BTreeMap<String, BirdFiles>,
+    applied: usize,
+    /// Every member started; until then a create request may still be in flight.
+    ready: bool,
+    released: bool,
+    pub timings: UpTimings,
+}
+
+/// Every container of a topology's lab, named as kind would name the nodes of a
+/// cluster called `lab`.
+pub fn members(t: &Topology, lab: &str) -> Vec<Member> {
+    let prefix = format!("{}-", t.name);
+    let mut members = vec![Member {
+        device: FABRIC_DEVICE.into(),
+        container: format!("{lab}-{FABRIC_DEVICE}"),
+        role: MemberRole::Fabric,
+    }];
+    members.extend(t.routers().map(|(_, r)| Member {
+        device: r.name.clone(),
+        container: format!("{lab}-{}", r.name),
+        role: MemberRole::Router,
+    }));
+    members.extend(t.nodes().map(|(_, n)| Member {
+        device: n.name.clone(),
+        container: format!("{lab}-{}", n.name.strip_prefix(&prefix).unwrap_or(&n.name)),
+        role: MemberRole::Node,
+    }));
+    members
+}
+
+impl Emulated {
+    /// Builds the image if needed, removes what killed runs of this lab left, then
+    /// starts every container, wires the fabric, starts FRR, BIRD and the pods.
+    /// Whatever was created is removed when this fails or is dropped midway.
+    pub async fn up(
+        topology: &Topology,
+        lab: &str,
+        calico: &Resources,
+        calico_state: CalicoState,
+        detached: bool,
+        keep_on_failure: bool,
+        progress: &Progress,
+    ) -> Result<Emulated> {
+        let docker = docker::connect().await?;
+        let started = Instant::now();
+        progress.step("building or finding the image");
+        let image = image::ensure_image(&docker).await?;
+        progress.member("image ready", &image.tag);
+        let image_time = started.elapsed();
+        sweep(&docker, lab).await?;
+        let mut backend = Emulated {
+            docker,
+            lab: lab.to_string(),
+            run: if detached {
+                RunId::detached()
+            } else {
+                RunId::current()
+            },
+            members: members(topology, lab),
+            topology: topology.clone(),
+            calico_state,
+            pods: emulated::pods(topology, calico),
+            bird_files: BTreeMap::new(),
+            applied: 0,
+            ready: false,
+            released: false,
+            timings: UpTimings {
+                image: image_time,
+                ..Default::default()
+            },
+        };
+        if let Err(e) = backend.start(&image.tag, calico, progress).await {
+            if keep_on_failure {
+                backend.release();
+                eprintln!(
+                    "calico-lab: keeping lab {lab} after a failed bring-up; remove it with `calico-lab down --name {lab}`"
+                );
+            }
+            return Err(e);
+        }
+        Ok(backend)
+    }
+
+    /// A handle on a lab another process brought up, and the Calico objects it holds
+    /// (the starting set and every file applied since). It never tears the lab down.
+    pub async fn attach(topology: &Topology, lab: &str) -> Result<(Emulated, Resources)> {
+        let docker = docker::connect().await?;
+        let found = docker::list(&docker, &[format!("{LABEL_LAB}={lab}")]).await?;
+        let Some(first) = found.first() else {
+            return Err(Error::NoSuchLab(lab.to_string()));
+        };
+        let label = |key: &str| {
+            first
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(key))
+                .cloned()
+                .unwrap_or_default()
+        };
+        if label(LABEL_TOPOLOGY) != topology.hash() {
+            return Err(Error::OtherTopology {
+                lab: lab.to_string(),
+                running: label(LABEL_TOPOLOGY),
+                given: topology.hash(),
+            });
+        }
+        let state = CalicoState::from_label(&label(LABEL_CALICO)).unwrap_or_default();
+        let mut calico = emulated::starting_resources(topology, state)?;
+        let mut backend = Emulated {
+            docker,
+            lab: lab.to_string(),
+            run: RunId(label(LABEL_RUN)),
+            members: members(topology, lab),
+            topology: topology.clone(),
+            calico_state: state,
+            pods: Vec::new(),
+            bird_files: BTreeMap::new(),
+            applied: 0,
+            ready: true,
+            released: true,
+            timings: UpTimings::default(),
+        };
+        // Replay what was applied to the running lab, in order.
+        let fabric = Target::Node(FABRIC_DEVICE.into());
+        let list = format!("ls {APPLIED_DIR} 2>/dev/null || true");
+        let listing = backend.exec(&fabric, &["sh", "-c", &list]).await?;
+        for file in listing.stdout.lines() {
+            let path = format!("{APPLIED_DIR}/{file}");
+            let text = backend.exec(&fabric, &["cat", &path]).await?.stdout;
+            calico.apply(crate::calico::resources::parse(&text, &path)?)?;
+            backend.applied += 1;
+        }
+        backend.pods = emulated::pods(topology, &calico);
+        for (_, node) in topology.nodes() {
+            let files = render_node(&calico, &node.name)?;
+            backend.bird_files.insert(node.name.clone(), files);
+        }
+        Ok((backend, calico))
+    }
+
+    async fn start(&mut self, image: &str, calico: &Resources, progress: &Progress) -> Result<()> {
+        let phase = Instant::now();
+        let specs: Vec<ContainerSpec> = self.members.iter().map(|m| self.spec(image, m)).collect();
+        let engine = &self.docker;
+        let started = futures_util::future::join_all(specs.iter().map(|s| async move {
+            docker::run(engine, s).await?;
+            progress.member("container running", &s.name);
+            Ok::<_, Error>(())
+        }))
+        .await;
+        started.into_iter().collect::<Result<Vec<_>>>()?;
+        self.timings.containers = phase.elapsed();
+
+        let phase = Instant::now();
+        self.wire(image).await?;
+        progress.member("wired", &self.lab);
+        self.timings.wiring = phase.elapsed();
+
+        let phase = Instant::now();
+        let this = &*self;
+        let routers = self.members.iter().filter(|m| m.role == MemberRole::Router);
+        futures_util::future::join_all(routers.map(|m| async move {
+            this.start_router(m).await?;
+            progress.member("FRR started", &m.device);
+            Ok::<_, Error>(())
+        }))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
+        self.timings.routers = phase.elapsed();
+
+        let phase = Instant::now();
+        let files = self
+            .members
+            .iter()
+            .filter(|m| m.role == MemberRole::Node)
+            .map(|m| Ok((m.device.clone(), render_node(calico, &m.device)?)))
+            .collect::<Result<BTreeMap<_, _>>>()?;
+        let this = &*self;
+        let nodes = self.members.iter().filter(|m| m.role == MemberRole::Node);
+        futures_util::future::join_all(nodes.map(|m| {
+            let files = &files[&m.device];
+            async move {
+                this.start_node(m, files).await?;
+                progress.member("BIRD and pods started", &m.device);
+                Ok::<_, Error>(())
+            }
+        }))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
+        self.bird_files = files;
+        self.timings.nodes = phase.elapsed();
+        self.ready = true;
+        Ok(())
+    }
+
+    async fn write_bird_files(&self, m: &Member, files: &BirdFiles) -> Result<()> {
+        for (name, text) in files.files() {
+            let path = format!("{CONFIG_DIR}/{name}");
+            docker::upload_file(&self.docker, &m.container, &path, text.as_bytes()).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts BIRD with calico-node's files and control socket, then wires the pods.
+    async fn start_node(&self, m: &Member, files: &BirdFiles) -> Result<()> {
+        let dirs = format!("mkdir -p {CONFIG_DIR} {}", parent(CONTROL_SOCKET));
+        self.checked(
+            m,
+            "creating calico-node's directories",
+            &["sh", "-c", &dirs],
+        )
+        .await?;
+        self.write_bird_files(m, files).await?;
+        let start = format!("cd {CONFIG_DIR} && bird -c bird.cfg -s {CONTROL_SOCKET}");
+        self.checked(m, "starting BIRD", &["sh", "-c", &start])
+            .await?;
+        let pods: Vec<&Pod> = self.pods.iter().filter(|p| p.node == m.device).collect();
+        if !pods.is_empty() {
+            self.checked(m, "wiring pods", &["sh", "-c", &pod_script(&pods)])
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the router's rendered `frr.conf` and starts FRR on it.
+    async fn start_router(&self, m: &Member) -> Result<()> {
+        let conf = frr_conf(&self.topology, &m.device);
+        docker::upload_file(
+            &self.docker,
+            &m.container,
+            "/etc/frr/frr.conf",
+            conf.as_bytes(),
+        )
+        .await?;
+        self.checked(m, "starting FRR", &["/usr/lib/frr/frrinit.sh", "start"])
+            .await
+            .map(drop)
+    }
+
+    /// Runs `cmd` on `m`, failing with its output unless it exits 0.
+    async fn checked(&self, m: &Member, what: &str, cmd: &[&str]) -> Result<ExecOutput> {
+        let out = docker::exec(&self.docker, &m.container, cmd).await?;
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(self.error(format!(
+                "{what} on {} failed ({}): {}{}",
+                m.device, out.exit_code, out.stdout, out.stderr
+            )))
+        }
+    }
+
+    fn spec(&self, image: &str, m: &Member) -> ContainerSpec {
+        ContainerSpec {
+            name: m.container.clone(),
+            hostname: m.device.clone(),
+            image: image.to_string(),
+            cmd: vec!["sleep".into(), "infinity".into()],
+            labels: self.labels(&m.device, m.role.as_str()),
+            host_pid: false,
+        }
+    }
+
+    fn labels(&self, device: &str, role: &str) -> HashMap<String, String> {
+        HashMap::from([
+            (LABEL_LAB.to_string(), self.lab.clone()),
+            (LABEL_DEVICE.to_string(), device.to_string()),
+            (LABEL_ROLE.to_string(), role.to_string()),
+            (LABEL_RUN.to_string(), self.run.0.clone()),
+            (LABEL_TOPOLOGY.to_string(), self.topology.hash()),
+            (
+                LABEL_CALICO.to_string(),
+                self.calico_state.as_str().to_string(),
+            ),
+        ])
+    }
+
+    /// Runs the wiring plan in a short-lived helper that sees host PIDs.
+    async fn wire(&self, image: &str) -> Result<()> {
+        let mut pids = BTreeMap::new();
+        for m in &self.members {
+            pids.insert(
+                m.device.clone(),
+                docker::pid(&self.docker, &m.container).await?,
+            );
+        }
+        let script = WiringPlan::new(&self.topology)
+            .script(&pids)
+            .map_err(|e| self.error(e))?;
+        let helper = ContainerSpec {
+            name: format!("{}-wiring-{}", self.lab, std::process::id()),
+            hostname: "wiring".into(),
+            image: image.to_string(),
+            // Ends by itself should this process die before removing it.
+            cmd: vec!["sleep".into(), "120".into()],
+            labels: self.labels("wiring", "helper"),
+            host_pid: true,
+        };
+        docker::run(&self.docker, &helper).await?;
+        let result = docker::exec(&self.docker, &helper.name, &["sh", "-c", &script]).await;
+        docker::remove(&self.docker, std::slice::from_ref(&helper.name)).await?;
+        let out = result?;
+        if out.success() {
+            Ok(())
+        } else {
+            Err(self.error(format!(
+                "wiring failed ({}): {}{}",
+                out.exit_code, out.stdout, out.stderr
+            )))
+        }
+    }
+
+    fn error(&self, message: String) -> Error {
+        Error::Lab {
+            lab: self.lab.clone(),
+            message,
+        }
+    }
+
+    fn member(&self, device: &str) -> Result<&Member> {
+        self.members
+            .iter()
+            .find(|m| m.device == device)
+            .ok_or_else(|| Error::NoSuchTarget {
+                lab: self.lab.clone(),
+                what: "member",
+                name: device.to_string(),
+            })
+    }
+
+    /// The container and full command line that run `cmd` on `target`.
+    fn locate(&self, target: &Target, cmd: &[&str]) -> Result<(String, Vec<String>)> {
+        let owned = || cmd.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        match target {
+            Target::Router(d) | Target::Node(d) | Target::CalicoNode(d) => {
+                Ok((self.member(d)?.container.clone(), owned()))
+            }
+            Target::Pod(name) => {
+                let pod = self.pods.iter().find(|p| &p.name == name).ok_or_else(|| {
+                    Error::NoSuchTarget {
+                        lab: self.lab.clone(),
+                        what: "pod",
+                        name: name.clone(),
+                    }
+                })?;
+                let mut full: Vec<String> = ["ip", "netns", "exec", &pod.name]
+                    .map(String::from)
+                    .to_vec();
+                full.extend(owned());
+                Ok((self.member(&pod.node)?.container.clone(), full))
+            }
+        }
+    }
+
+    /// The lab's name.
+    pub fn lab(&self) -> &str {
+        &self.lab
+    }
+}
+
+/// The node's BIRD files as calico-node would write them, adapted for upstream BIRD.
+fn render_node(calico: &Resources, node: &str) -> Result<BirdFiles> {
+    Ok(upstream(
+        &render(calico, node).map_err(crate::calico::CalicoError::from)?,
+    ))
+}
+
+fn parent(path: &str) -> &str {
+    path.rsplit_once('/').map_or("/", |(dir, _)| dir)
+}
+
+/// A command started by [`Emulated::spawn`]: its pid file tells `stop` what to kill.
+struct Spawned {
+    docker: Docker,
+    container: String,
+    pid_file: String,
+    output: tokio::task::JoinHandle<Result<ExecOutput>>,
+}
+
+#[async_trait]
+impl Running for Spawned {
+    async fn stop(self: Box<Self>) -> Result<ExecOutput> {
+        // The command may not have written its pid yet: wait for it a little.
+        let kill = format!(
+            "for i in $(seq 50); do [ -s {f} ] && exec kill -INT $(cat {f}); sleep 0.1; done; exit 1",
+            f = self.pid_file
+        );
+        docker::exec(&self.docker, &self.container, &["sh", "-c", &kill]).await?;
+        let out = self.output.await.map_err(|e| Error::Lab {
+            lab: self.container.clone(),
+            message: format!("a spawned command's reader failed: {e}"),
+        })??;
+        docker::exec(&self.docker, &self.container, &["rm", "-f", &self.pid_file]).await?;
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Backend for Emulated {
+    fn flavor(&self) -> Flavor {
+        Flavor::EMULATED
+    }
+
+    fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    fn run_id(&self) -> &str {
+        &self.run.0
+    }
+
+    async fn exec(&self, target: &Target, cmd: &[&str]) -> Result<ExecOutput> {
+        let (container, full) = self.locate(target, cmd)?;
+        let full: Vec<&str> = full.iter().map(String::as_str).collect();
+        docker::exec(&self.docker, &container, &full).await
+    }
+
+    async fn spawn(&self, target: &Target, cmd: &[&str]) -> Result<Box<dyn Running>> {
+        static SPAWNED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let seq = SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pid_file = format!("/run/calico-lab-spawned-{}-{seq}.pid", std::process::id());
+        let (container, full) = self.locate(target, cmd)?;
+        let mut wrapped: Vec<String> = vec![
+            "sh".into(),
+            "-c".into(),
+            format!("echo $$ > {pid_file}; exec \"$@\""),
+            "spawned".into(),
+        ];
+        wrapped.extend(full);
+        let docker = self.docker.clone();
+        let in_task = container.clone();
+        let output = tokio::spawn(async move {
+            let cmd: Vec<&str> = wrapped.iter().map(String::as_str).collect();
+            docker::exec(&docker, &in_task, &cmd).await
+        });
+        Ok(Box::new(Spawned {
+            docker: self.docker.clone(),
+            container,
+            pid_file,
+            output,
+        }))
+    }
+
+    async fn pods(&self) -> Result<Vec<Pod>> {
+        Ok(self.pods.clone())
+    }
+
+    async fn apply(
+        &mut self,
+        source: &str,
+        yaml: &str,
+        _objects: &[Resource],
+        next: &Resources,
+    ) -> Result<Vec<String>> {
+        let mut changed = BTreeMap::new();
+        for (_, node) in self.topology.nodes() {
+            let files = render_node(next, &node.name)?;
+            if self.bird_files.get(&node.name) != Some(&files) {
+                changed.insert(node.name.clone(), files);
+            }
+        }
+        for (node, files) in &changed {
+            let m = self.member(node)?.clone();
+            self.write_bird_files(&m, files).await?;
+            let out = self
+                .exec(&Target::CalicoNode(node.clone()), &birdc(&["configure"]))
+                .await?;
+            if !out.stdout.contains("Reconfigur") {
+                return Err(self.error(format!(
+                    "BIRD on {node} refused the new configuration: {}{}",
+                    out.stdout, out.stderr
+                )));
+            }
+            self.bird_files.insert(node.clone(), files.clone());
+        }
+        self.applied += 1;
+        let base = source.rsplit('/').next().unwrap_or(source);
+        let path = format!("{APPLIED_DIR}/{:04}-{base}", self.applied);
+        let fabric = self.member(FABRIC_DEVICE)?.container.clone();
+        docker::exec(&self.docker, &fabric, &["mkdir", "-p", APPLIED_DIR]).await?;
+        docker::upload_file(&self.docker, &fabric, &path, yaml.as_bytes()).await?;
+        Ok(changed.into_keys().collect())
+    }
+
+    async fn member_states(&self) -> Result<Vec<(Member, String)>> {
+        let found = docker::list(&self.docker, &[format!("{LABEL_LAB}={}", self.lab)]).await?;
+        Ok(self
+            .members
+            .iter()
+            .map(|m| {
+                let state = found
+                    .iter()
+                    .find(|c| {
+                        c.names.as_ref().is_some_and(|n| {
+                            n.iter().any(|n| n.trim_start_matches('/') == m.container)
+                        })
+                    })
+                    .and_then(|c| c.state.as_ref())
+                    .map_or_else(|| "absent".into(), |s| s.to_string().to_lowercase());
+                (m.clone(), state)
+            })
+            .collect())
+    }
+
+    async fn collect(&self, member: &Member, dir: &Path) -> Result<()> {
+        let files: &[(&str, &str)] = match member.role {
+            MemberRole::Router => &[("frr.conf", "/etc/frr/frr.conf")],
+            MemberRole::Node => &[
+                ("bird.cfg", "/etc/calico/confd/config/bird.cfg"),
+                ("bird_aggr.cfg", "/etc/calico/confd/config/bird_aggr.cfg"),
+                ("bird_ipam.cfg", "/etc/calico/confd/config/bird_ipam.cfg"),
+            ],
+            MemberRole::Fabric => &[],
+        };
+        for (name, path) in files {
+            let out = docker::exec(&self.docker, &member.container, &["cat", path]).await;
+            crate::artifacts::write_output(dir, name, &format!("cat {path}"), out)?;
+        }
+        let logs = docker::logs(&self.docker, &member.container, 2000).await;
+        crate::artifacts::write_text(
+            dir,
+            "container.log",
+            &logs.unwrap_or_else(|e| format!("# error: {e}\n")),
+        )
+    }
+
+    async fn teardown(&mut self) -> Result<()> {
+        self.released = true;
+        remove_run(&self.docker, &self.run.0).await
+    }
+
+    fn teardown_blocking(&mut self) {
+        if self.released {
+            return;
+        }
+        self.released = true;
+        // Drop may run inside a runtime (or while unwinding): tear down on a thread
+        // with a runtime and an engine connection of its own.
+        let run = self.run.0.clone();
+        let ready = self.ready;
+        let teardown = std::thread::spawn(move || -> Result<()> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(Error::io("start a runtime for teardown"))?;
+            runtime.block_on(async {
+                let docker = docker::connect().await?;
+                remove_run(&docker, &run).await?;
+                if !ready {
+                    // Interrupted bring-up: the engine may finish a create after our list.
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    remove_run(&docker, &run).await?;
+                }
+                Ok(())
+            })
+        });
+        match teardown.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("calico-lab: teardown of lab {} failed: {e}", self.lab),
+            Err(_) => eprintln!("calico-lab: teardown of lab {} panicked", self.lab),
+        }
+    }
+
+    fn release(&mut self) {
+        self.released = true;
+    }
+}
+
+impl Drop for Emulated {
+    fn drop(&mut self) {
+        self.teardown_blocking();
+    }
+}

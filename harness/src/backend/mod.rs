@@ -1,0 +1,217 @@
+//! The flavor seam: what a lab's backend must answer, whichever runtime runs the
+//! nodes and the routers. Everything above it (observation, checks, scenarios,
+//! artifacts, the CLI) talks to a lab only through these verbs.
+//!
+//! | module | job |
+//! |---|---|
+//! | [`emulated`] | nodes as BIRD containers with pods as namespaces, FRR routers, in Docker |
+//! | [`replay`] | answers from recorded outputs, for offline tests of checks and diagnoses |
+//! | [`docker`] | labelled access to the Docker engine, for the backends that use it |
+//! | [`image`] | the emulated flavor's image, built locally |
+//! | [`ownership`] | run ids, the start-up sweep, `down` and `gc` of labelled containers |
+
+pub mod docker;
+pub mod emulated;
+pub mod image;
+pub mod ownership;
+pub mod replay;
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::calico::resources::Resource;
+use crate::calico::Resources;
+use crate::error::{Error, Result};
+
+pub use docker::ExecOutput;
+
+/// What a command runs on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Target {
+    /// A router (FRR or VyOS): answers `vtysh`.
+    Router(String),
+    /// A Kubernetes node's own namespace: its kernel routes and interfaces.
+    Node(String),
+    /// What runs calico-node on a node: answers BIRD's client on calico-node's socket.
+    CalicoNode(String),
+    /// Inside a pod's network namespace.
+    Pod(String),
+}
+
+impl Target {
+    /// The device or pod name.
+    pub fn name(&self) -> &str {
+        match self {
+            Target::Router(n) | Target::Node(n) | Target::CalicoNode(n) | Target::Pod(n) => n,
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Router(n) => write!(f, "router {n}"),
+            Target::Node(n) => write!(f, "node {n}"),
+            Target::CalicoNode(n) => write!(f, "calico-node on {n}"),
+            Target::Pod(n) => write!(f, "pod {n}"),
+        }
+    }
+}
+
+/// What runs the Kubernetes nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    /// Containers running BIRD with calico-node's configuration; pods are namespaces.
+    #[default]
+    Emulated,
+    /// A kind cluster running the real calico-node.
+    Kind,
+}
+
+/// What runs the fabric's routers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouterKind {
+    #[default]
+    Frr,
+    Vyos,
+}
+
+/// The two axes of a lab's runtime. Both router kinds answer `vtysh ... json` and
+/// both node kinds answer BIRD's `show protocols`, so probes stay shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Flavor {
+    pub nodes: NodeKind,
+    pub routers: RouterKind,
+}
+
+impl Flavor {
+    pub const EMULATED: Flavor = Flavor {
+        nodes: NodeKind::Emulated,
+        routers: RouterKind::Frr,
+    };
+
+    /// `CALICO_LAB_FLAVOR`, or the emulated flavor when unset.
+    pub fn from_env() -> Result<Self> {
+        match std::env::var("CALICO_LAB_FLAVOR") {
+            Ok(value) if !value.is_empty() => value.parse(),
+            _ => Ok(Flavor::EMULATED),
+        }
+    }
+}
+
+impl FromStr for Flavor {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "emulated" => Ok(Flavor::EMULATED),
+            "kind" => Ok(Flavor {
+                nodes: NodeKind::Kind,
+                routers: RouterKind::Vyos,
+            }),
+            other => Err(Error::InvalidOption {
+                option: "flavor",
+                value: other.into(),
+                expected: "emulated, kind",
+            }),
+        }
+    }
+}
+
+impl fmt::Display for Flavor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.nodes {
+            NodeKind::Emulated => f.write_str("emulated"),
+            NodeKind::Kind => f.write_str("kind"),
+        }
+    }
+}
+
+/// A pod as the cluster placed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pod {
+    pub name: String,
+    pub node: String,
+    pub ip: Ipv4Addr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberRole {
+    Router,
+    Node,
+    /// Holds the rack bridges.
+    Fabric,
+}
+
+impl MemberRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberRole::Router => "router",
+            MemberRole::Node => "node",
+            MemberRole::Fabric => "fabric",
+        }
+    }
+}
+
+/// One container of a lab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Member {
+    pub device: String,
+    pub container: String,
+    pub role: MemberRole,
+}
+
+/// A long-running command started with [`Backend::spawn`]; stop it to get what it
+/// printed.
+#[async_trait]
+pub trait Running: Send {
+    /// Stops the command and returns its output (exit code of the stopped command).
+    async fn stop(self: Box<Self>) -> Result<ExecOutput>;
+}
+
+/// The verbs every flavor answers. Implementations: [`emulated::Emulated`] and
+/// [`replay::Replay`]; the kind flavor comes next.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    fn flavor(&self) -> Flavor;
+    /// The lab's members (containers), as created.
+    fn members(&self) -> &[Member];
+    /// The run id that owns the lab's containers.
+    fn run_id(&self) -> &str;
+
+    /// Runs a command on a target and waits for it. A command that ran and failed is
+    /// an output with its exit code; an error means it could not be run.
+    async fn exec(&self, target: &Target, cmd: &[&str]) -> Result<ExecOutput>;
+    /// Starts a long-running command on a target (continuous traffic).
+    async fn spawn(&self, target: &Target, cmd: &[&str]) -> Result<Box<dyn Running>>;
+    /// The pods as they are: on kind the scheduler and Calico IPAM decide.
+    async fn pods(&self) -> Result<Vec<Pod>>;
+    /// Applies Calico objects (`objects`, read from `yaml` of `source`) so that the
+    /// cluster holds `next`; returns the nodes whose BGP configuration changed.
+    async fn apply(
+        &mut self,
+        source: &str,
+        yaml: &str,
+        objects: &[Resource],
+        next: &Resources,
+    ) -> Result<Vec<String>>;
+    /// Each member's state as the runtime reports it (`running`, `exited`, `absent`).
+    async fn member_states(&self) -> Result<Vec<(Member, String)>>;
+    /// Writes what only the runtime knows about a member (logs, files it runs with)
+    /// into `dir`.
+    async fn collect(&self, member: &Member, dir: &Path) -> Result<()>;
+    /// Removes everything of the lab.
+    async fn teardown(&mut self) -> Result<()>;
+    /// Tears down from a synchronous context (a handle dropped, maybe while
+    /// unwinding): blocks until done, reports failures on stderr.
+    fn teardown_blocking(&mut self);
+    /// Lets the lab outlive this handle: neither drop nor teardown_blocking removes it.
+    fn release(&mut self);
+}

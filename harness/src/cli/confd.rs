@@ -1,0 +1,46 @@
+//! `calico-lab confd`: what calico-node's confd writes for one node.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use calico_lab::calico::{self, confd, CalicoError, Resources};
+use calico_lab::Error;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The Calico Node to render for.
+    #[arg(long)]
+    node: String,
+    /// Folder to write the three files to.
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Adapt the files for upstream BIRD 1.6 (drop Calico's `krt_tunnel`).
+    #[arg(long)]
+    upstream_bird: bool,
+    /// Calico v3 resources and BlockAffinity objects (YAML, `---` separated, `*List` forms too).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut resources = Resources::default();
+    for file in &args.files {
+        resources
+            .apply(calico::resources::load(file).map_err(Error::from)?)
+            .map_err(Error::from)?;
+    }
+    let mut bird =
+        confd::render(&resources, &args.node).map_err(|e| Error::from(CalicoError::from(e)))?;
+    if args.upstream_bird {
+        bird = calico::bird::upstream(&bird);
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    for (name, text) in bird.files() {
+        let path = args.out.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        println!("{}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

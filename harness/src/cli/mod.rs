@@ -1,0 +1,119 @@
+//! The `calico-lab` command line: arguments, and one file per command; every
+//! command is a thin shell over the library.
+
+mod apply;
+mod bench;
+mod confd;
+mod down;
+mod exec;
+mod gc;
+mod graph;
+mod image;
+mod progress;
+mod render;
+mod run;
+mod status;
+mod up;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use calico_lab::{Error, Topology};
+use clap::{Args, Parser, Subcommand};
+
+/// Leaf/spine BGP fabric + Calico lab: bring it up, check it, tear it down.
+#[derive(Parser)]
+#[command(name = "calico-lab", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The topology a command works on.
+#[derive(Args, Clone)]
+pub struct TopologyArg {
+    /// Topology file (default: the embedded seed lab).
+    #[arg(long, short)]
+    pub topology: Option<PathBuf>,
+}
+
+impl TopologyArg {
+    pub fn load(&self) -> Result<Topology, Error> {
+        Ok(Topology::load_or_seed(self.topology.as_deref())?)
+    }
+}
+
+/// A running lab: its topology and name.
+#[derive(Args, Clone)]
+pub struct LabArg {
+    #[command(flatten)]
+    pub topology: TopologyArg,
+    /// Lab name (default: the topology's name).
+    #[arg(long, short)]
+    pub name: Option<String>,
+}
+
+impl LabArg {
+    /// Attaches to the running lab.
+    pub async fn attach(&self) -> Result<calico_lab::Lab, Error> {
+        let t = self.topology.load()?;
+        let name = self.name.clone().unwrap_or_else(|| t.name.clone());
+        calico_lab::Lab::attach(t, &name).await
+    }
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Check a topology file and print what it describes.
+    Validate(validate::Args),
+    /// Write every derived config (FRR, VyOS, kind, Calico resources) to a folder.
+    Render(render::Args),
+    /// Render what calico-node v3.23's confd writes for one node (bird.cfg,
+    /// bird_aggr.cfg, bird_ipam.cfg) from Calico resources, applied in file order.
+    Confd(confd::Args),
+    /// The main job: bring the lab up, wait for convergence, run the named scenarios,
+    /// print the report, tear the lab down. Exit 0: all passed, 1: one failed.
+    Run(run::Args),
+    /// A running lab: every member and its state, each node's BGP table as
+    /// `calicoctl node status` prints it, each router's sessions, what is missing.
+    Status(status::Args),
+    /// Apply Calico resources to a running lab, as `calicoctl apply -f` would: every
+    /// node whose BIRD configuration changes is reconfigured in place.
+    Apply(apply::Args),
+    /// Run a command on a member of a running lab: a router, a node, or a pod (in its
+    /// network namespace). Exits with the command's exit code.
+    Exec(exec::Args),
+    /// Bring a lab up and leave it running.
+    Up(up::Args),
+    /// Draw the topology (racks, nodes, leafs, spines, links with addresses, ASNs)
+    /// as Mermaid (for a README) or Graphviz dot.
+    Graph(graph::Args),
+    /// Remove a lab's containers.
+    Down(down::Args),
+    /// Remove every labelled container whose run is gone (never unlabelled ones).
+    Gc,
+    /// Build the emulated image unless the engine has it; print its tag.
+    Image,
+    /// Measure the lab engine and print figures.
+    Bench(bench::Args),
+}
+
+/// Runs one command; the exit code on success (a command's own, for `exec`).
+pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Validate(args) => validate::run(args),
+        Command::Render(args) => render::run(args),
+        Command::Confd(args) => confd::run(args),
+        Command::Run(args) => run::run(args).await,
+        Command::Status(args) => status::run(args).await,
+        Command::Apply(args) => apply::run(args).await,
+        Command::Exec(args) => exec::run(args).await,
+        Command::Up(args) => up::run(args).await,
+        Command::Graph(args) => graph::run(args),
+        Command::Down(args) => down::run(args).await,
+        Command::Gc => gc::run().await,
+        Command::Image => image::run().await,
+        Command::Bench(args) => bench::run(args).await,
+    }
+}

@@ -1,0 +1,131 @@
+//! `calico-lab run`: the main job, its report on the terminal and in files.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use calico_lab::job::Job;
+use calico_lab::{scenario, Error, Flavor, KeepPolicy, LabOptions};
+
+use super::progress::Display;
+use super::TopologyArg;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    topology: TopologyArg,
+    /// emulated (default) or kind.
+    #[arg(long, default_value = "emulated")]
+    flavor: Flavor,
+    /// Run only scenarios whose name contains PATTERN (repeatable; default: all).
+    #[arg(long = "scenario", short = 's', value_name = "PATTERN")]
+    scenarios: Vec<String>,
+    /// Keep the lab afterwards: never (default), on-failure, always.
+    #[arg(long, default_value = "never")]
+    keep: KeepPolicy,
+    /// Lab name (default: the topology's name).
+    #[arg(long, short)]
+    name: Option<String>,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the report as JUnit XML here.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Write the report as Markdown here (also appended to $GITHUB_STEP_SUMMARY when set).
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// Seconds each convergence wait may take (at least 1).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    wait: u64,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let topology = args.topology.load()?;
+    let scenarios = scenario::select(&args.scenarios)?;
+    let outputs: Vec<(&PathBuf, &str)> = [
+        (&args.json, "JSON"),
+        (&args.junit, "JUnit"),
+        (&args.markdown, "Markdown"),
+    ]
+    .into_iter()
+    .filter_map(|(path, kind)| Some((path.as_ref()?, kind)))
+    .collect();
+    // An unwritable report path is the user's input: refuse it before the lab starts.
+    for (path, _) in &outputs {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|source| Error::Write {
+                path: path.to_path_buf(),
+                source,
+            })?;
+    }
+    let display = Display::new();
+    let job = Job {
+        topology,
+        options: LabOptions {
+            name: args.name,
+            flavor: args.flavor,
+            keep: args.keep,
+            progress: display.listener(),
+            ..LabOptions::default()
+        },
+        scenarios,
+        wait: Duration::from_secs(args.wait),
+    };
+    let report = job.run().await;
+    display.finish();
+    let report = report?;
+    // The reachability matrix, passed or failed.
+    for o in report
+        .outcomes
+        .iter()
+        .filter(|o| o.name == "all_pairs_reachability")
+    {
+        let matrix = o.failure.as_ref().map_or(&o.report, |f| &f.detail);
+        println!("{matrix}");
+    }
+    println!("{}", report.table());
+    let json = serde_json::to_string_pretty(&report.json())?;
+    let markdown = report.markdown();
+    let mut unwritten = Vec::new();
+    for (path, kind) in &outputs {
+        let text = match *kind {
+            "JSON" => &json,
+            "JUnit" => &report.junit(),
+            _ => &markdown,
+        };
+        if let Err(e) = std::fs::write(path, text) {
+            unwritten.push(format!("{kind} report {}: {e}", path.display()));
+        }
+    }
+    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+        use std::io::Write as _;
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&summary)
+            .and_then(|mut file| writeln!(file, "{markdown}"));
+        if let Err(e) = appended {
+            unwritten.push(format!(
+                "GITHUB_STEP_SUMMARY {}: {e}",
+                summary.to_string_lossy()
+            ));
+        }
+    }
+    if !unwritten.is_empty() {
+        anyhow::bail!("reports not written: {}", unwritten.join("; "));
+    }
+    if !report.all_passed() {
+        let (_, failed, _) = report.counts();
+        return Err(Error::ScenariosFailed {
+            failed,
+            total: report.outcomes.len(),
+        })
+        .context("see the table above and the artifact folders");
+    }
+    Ok(ExitCode::SUCCESS)
+}

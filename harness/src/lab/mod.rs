@@ -1,0 +1,418 @@
+//! A lab handle, the public API users write scenarios against: the topology, the
+//! cluster's Calico objects, the pods, and a backend that runs them, with the verbs a
+//! scenario needs (exec, sessions, routes, ping, traceroute, converge, apply).
+
+mod options;
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::Duration;
+
+pub use options::{CalicoState, Event, KeepPolicy, LabOptions, Progress};
+
+use crate::backend::emulated::{Emulated, UpTimings};
+use crate::backend::ownership::check_lab_name;
+use crate::backend::{Backend, ExecOutput, Flavor, Member, NodeKind, Pod, Running, Target};
+use crate::calico::bird::CONTROL_SOCKET;
+use crate::calico::resources::parse;
+use crate::calico::{emulated, Resources};
+use crate::check::{self, Strictness};
+use crate::diagnosis::Diagnosis;
+use crate::error::{Error, Result};
+use crate::expect::{self, PathClass};
+use crate::observe::{self, Routes, Sessions, Snapshot};
+use crate::probe::{BgpTable, PingResult};
+use crate::topology::Topology;
+use crate::wait::{self, Budget};
+
+/// A running lab. Dropping a lab this process brought up tears it down unless its
+/// [`KeepPolicy`] says otherwise; a lab [`attach`](Lab::attach)ed to is never torn
+/// down by its handle.
+pub struct Lab {
+    name: String,
+    topology: Topology,
+    calico: Resources,
+    pods: Vec<Pod>,
+    backend: Box<dyn Backend>,
+    keep: KeepPolicy,
+    failed: bool,
+    /// Brought up by this handle (not attached to).
+    owned: bool,
+    /// How long each phase of bring-up took (zero for an attached lab).
+    pub timings: UpTimings,
+}
+
+/// A BIRD client command line against calico-node's control socket (`birdcl` where
+/// calico-node ships it, Debian's `birdc` otherwise).
+pub fn birdc<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    const SCRIPT: &str = "if command -v birdcl >/dev/null; then exec birdcl -s \"$0\" \"$@\"; else exec birdc -s \"$0\" \"$@\"; fi";
+    let mut cmd = vec!["sh", "-c", SCRIPT, CONTROL_SOCKET];
+    cmd.extend_from_slice(args);
+    cmd
+}
+
+impl Lab {
+    /// Brings a lab up from a topology: the cluster's Calico objects as `options`
+    /// says, every member started and wired, routers and calico-node running. Call
+    /// [`converge`](Lab::converge) before asserting anything.
+    pub async fn up(topology: Topology, options: LabOptions) -> Result<Lab> {
+        let name = options
+            .name
+            .clone()
+            .unwrap_or_else(|| topology.name.clone());
+        check_lab_name(&name)?;
+        let calico = emulated::starting_resources(&topology, options.calico)?;
+        let (backend, timings): (Box<dyn Backend>, UpTimings) = match options.flavor.nodes {
+            NodeKind::Emulated => {
+                let keep_on_failure = options.keep != KeepPolicy::Never;
+                let b = Emulated::up(
+                    &topology,
+                    &name,
+                    &calico,
+                    options.calico,
+                    options.detached,
+                    keep_on_failure,
+                    &options.progress,
+                )
+                .await?;
+                let timings = b.timings.clone();
+                (Box::new(b), timings)
+            }
+            NodeKind::Kind => return Err(kind_not_built()),
+        };
+        let pods = backend.pods().await?;
+        Ok(Lab {
+            name,
+            topology,
+            calico,
+            pods,
+            backend,
+            keep: options.keep,
+            failed: false,
+            owned: true,
+            timings,
+        })
+    }
+
+    /// A handle on a lab another process brought up (`calico-lab up`, a shared test
+    /// lab), with the Calico objects it holds now. The handle never tears it down.
+    pub async fn attach(topology: Topology, name: &str) -> Result<Lab> {
+        check_lab_name(name)?;
+        let (backend, calico) = Emulated::attach(&topology, name).await?;
+        let pods = backend.pods().await?;
+        Ok(Lab {
+            name: name.to_string(),
+            topology,
+            calico,
+            pods,
+            backend: Box::new(backend),
+            keep: KeepPolicy::Always,
+            failed: false,
+            owned: false,
+            timings: UpTimings::default(),
+        })
+    }
+
+    /// A lab over any backend (the replay backend in offline tests).
+    pub async fn with_backend(
+        name: &str,
+        topology: Topology,
+        calico: Resources,
+        backend: Box<dyn Backend>,
+    ) -> Result<Lab> {
+        let pods = backend.pods().await?;
+        Ok(Lab {
+            name: name.to_string(),
+            topology,
+            calico,
+            pods,
+            backend,
+            keep: KeepPolicy::Never,
+            failed: false,
+            owned: true,
+            timings: UpTimings::default(),
+        })
+    }
+
+    /// Removes every member of this lab now.
+    pub async fn down(mut self) -> Result<()> {
+        self.backend.teardown().await
+    }
+
+    /// Lets the lab outlive this handle (what `calico-lab up` does).
+    pub fn release(mut self) {
+        self.backend.release();
+        self.owned = false;
+    }
+
+    /// Marks the lab failed, so that `KeepPolicy::OnFailure` keeps it.
+    pub fn mark_failed(&mut self) {
+        self.failed = true;
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn run_id(&self) -> &str {
+        self.backend.run_id()
+    }
+    pub fn flavor(&self) -> Flavor {
+        self.backend.flavor()
+    }
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+    /// The Calico objects the cluster holds.
+    pub fn calico(&self) -> &Resources {
+        &self.calico
+    }
+    /// Every pod with its node and address, as the cluster placed them.
+    pub fn pods(&self) -> &[Pod] {
+        &self.pods
+    }
+    pub fn members(&self) -> &[Member] {
+        self.backend.members()
+    }
+
+    /// The pod named `name`.
+    pub fn pod(&self, name: &str) -> Result<&Pod> {
+        self.pods
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| Error::NoSuchTarget {
+                lab: self.name.clone(),
+                what: "pod",
+                name: name.to_string(),
+            })
+    }
+
+    /// What a name stands for: a router, a node (or the fabric member), or a pod.
+    pub fn target(&self, name: &str) -> Result<Target> {
+        if self.topology.router(name).is_some() {
+            Ok(Target::Router(name.into()))
+        } else if self.members().iter().any(|m| m.device == name) {
+            Ok(Target::Node(name.into()))
+        } else if self.pods.iter().any(|p| p.name == name) {
+            Ok(Target::Pod(name.into()))
+        } else {
+            Err(Error::NoSuchTarget {
+                lab: self.name.clone(),
+                what: "device or pod",
+                name: name.into(),
+            })
+        }
+    }
+
+    /// Runs a command on a target and waits for it.
+    pub async fn exec(&self, target: &Target, cmd: &[&str]) -> Result<ExecOutput> {
+        self.backend.exec(target, cmd).await
+    }
+
+    /// Starts a long-running command (continuous traffic); stop it to read its output.
+    pub async fn spawn(&self, target: &Target, cmd: &[&str]) -> Result<Box<dyn Running>> {
+        self.backend.spawn(target, cmd).await
+    }
+
+    /// Runs a BIRD client command on a node's calico-node.
+    pub async fn birdc(&self, node: &str, args: &[&str]) -> Result<ExecOutput> {
+        self.exec(&Target::CalicoNode(node.into()), &birdc(args))
+            .await
+    }
+
+    /// A device's BGP sessions and their states.
+    pub async fn sessions(&self, device: &str) -> Result<Sessions> {
+        Ok(observe::sessions(self, device).await?)
+    }
+
+    /// A device's IPv4 kernel routes by destination.
+    pub async fn routes(&self, device: &str) -> Result<Routes> {
+        Ok(observe::routes(self, device).await?)
+    }
+
+    /// A router's BGP table with every path's attributes.
+    pub async fn bgp_table(&self, router: &str) -> Result<BgpTable> {
+        Ok(observe::bgp_table(self, router).await?)
+    }
+
+    /// Every device's sessions and routes, read at once.
+    pub async fn snapshot(&self) -> Snapshot {
+        observe::snapshot(self).await
+    }
+
+    /// What is wrong with the control plane now, in the order traffic depends on it
+    /// (empty when every session and route is exactly as designed).
+    pub async fn diagnose(&self) -> Vec<Diagnosis> {
+        let snapshot = self.snapshot().await;
+        check::control_plane(&self.topology, &self.calico, &snapshot, Strictness::Exact)
+    }
+
+    /// Representative pod pairs of a class: the first two pods of each node
+    /// (same host), else the first pods of every ordered node pair.
+    pub fn pod_pairs(&self, class: PathClass) -> Vec<(Pod, Pod)> {
+        expect::pod_pairs(&self.topology, &self.pods, class, false)
+    }
+
+    /// Every ordered pod pair of a class.
+    pub fn all_pod_pairs(&self, class: PathClass) -> Vec<(Pod, Pod)> {
+        expect::pod_pairs(&self.topology, &self.pods, class, true)
+    }
+
+    /// Three pings from one pod to another; loss shows in the result.
+    pub async fn ping(&self, from: &Pod, to: &Pod) -> Result<PingResult> {
+        Ok(observe::ping(self, from, to).await?.0)
+    }
+
+    /// The addresses traceroute shows from one pod to another (`None`: no answer).
+    pub async fn traceroute(&self, from: &Pod, to: &Pod) -> Result<Vec<Option<Ipv4Addr>>> {
+        Ok(observe::traceroute(self, from, to).await?)
+    }
+
+    /// The devices a packet from one pod to another crosses, as traceroute shows
+    /// them (an unknown address as itself, no answer as `*`), ending at the pod.
+    pub async fn path(&self, from: &Pod, to: &Pod) -> Result<Vec<String>> {
+        let owners = expect::address_owners(&self.topology, &self.pods);
+        let hops = self.traceroute(from, to).await?;
+        Ok(hops
+            .iter()
+            .map(|h| match h {
+                Some(ip) => owners.get(ip).cloned().unwrap_or_else(|| ip.to_string()),
+                None => "*".into(),
+            })
+            .collect())
+    }
+
+    /// Waits until every router-to-router session is Established and every router
+    /// has every fabric subnet; returns how long it took.
+    pub async fn wait_for_fabric(&self, limit: Duration) -> Result<Duration> {
+        let budget = Budget::new(
+            format!(
+                "lab {}: fabric BGP sessions Established and routes installed",
+                self.name
+            ),
+            limit,
+        );
+        wait::until(&budget, || async {
+            let snapshot = observe::snapshot_of(self, self.router_names()).await;
+            check::fabric(&self.topology, &snapshot)
+        })
+        .await
+    }
+
+    /// Waits until every node runs exactly the BGP sessions its Calico objects call
+    /// for, all Established.
+    pub async fn wait_for_calico(&self, limit: Duration) -> Result<Duration> {
+        let budget = Budget::new(
+            format!("lab {}: calico-node BGP sessions Established", self.name),
+            limit,
+        );
+        let nodes: Vec<String> = self.topology.nodes().map(|(_, n)| n.name.clone()).collect();
+        let mut expected = expect::sessions(&self.topology, &self.calico);
+        expected.retain(|device, _| nodes.contains(device));
+        wait::until(&budget, || async {
+            let snapshot = observe::snapshot_of(self, nodes.clone()).await;
+            check::sessions(
+                &self.topology,
+                &expected,
+                &snapshot.sessions,
+                Strictness::Exact,
+            )
+        })
+        .await
+    }
+
+    /// Waits, each phase within `limit`, for the fabric, then calico-node's
+    /// sessions, then every session and route the design calls for; returns the
+    /// whole time.
+    pub async fn converge(&self, limit: Duration) -> Result<Duration> {
+        let fabric = self.wait_for_fabric(limit).await?;
+        let calico = self.wait_for_calico(limit).await?;
+        let budget = Budget::new(
+            format!(
+                "lab {}: every session Established and every route installed",
+                self.name
+            ),
+            limit,
+        );
+        let routes = wait::until(&budget, || async {
+            let snapshot = self.snapshot().await;
+            check::control_plane(
+                &self.topology,
+                &self.calico,
+                &snapshot,
+                Strictness::Converged,
+            )
+        })
+        .await?;
+        Ok(fabric + calico + routes)
+    }
+
+    /// Applies a YAML file of Calico objects, as `calicoctl apply -f` does: every
+    /// node whose BGP configuration changes is reconfigured in place. Returns those
+    /// nodes. A set that does not parse or hold together changes nothing.
+    pub async fn apply(&mut self, source: &str, yaml: &str) -> Result<Vec<String>> {
+        let objects = parse(yaml, source)?;
+        let mut next = self.calico.clone();
+        next.apply(objects.clone())?;
+        let changed = self.backend.apply(source, yaml, &objects, &next).await?;
+        self.calico = next;
+        Ok(changed)
+    }
+
+    /// [`apply`](Lab::apply) for a file.
+    pub async fn apply_file(&mut self, path: &Path) -> Result<Vec<String>> {
+        let yaml = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.apply(&path.display().to_string(), &yaml).await
+    }
+
+    /// Each member with its state as the runtime reports it.
+    pub async fn member_states(&self) -> Result<Vec<(Member, String)>> {
+        self.backend.member_states().await
+    }
+
+    /// Writes what only the runtime knows about a member into `dir`.
+    pub(crate) async fn collect(&self, member: &Member, dir: &Path) -> Result<()> {
+        self.backend.collect(member, dir).await
+    }
+
+    fn router_names(&self) -> Vec<String> {
+        self.topology
+            .routers()
+            .map(|(_, r)| r.name.clone())
+            .collect()
+    }
+}
+
+fn kind_not_built() -> Error {
+    Error::Environment {
+        what: "the kind flavor's bring-up is not built yet".into(),
+        fix: "run the emulated flavor (the default); `calico-lab render` writes the kind and VyOS configs".into(),
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let failed = self.failed || std::thread::panicking();
+        let keep = match self.keep {
+            KeepPolicy::Always => true,
+            KeepPolicy::OnFailure => failed,
+            KeepPolicy::Never => false,
+        };
+        if !self.owned {
+            return;
+        }
+        if keep {
+            self.backend.release();
+            eprintln!(
+                "calico-lab: keeping lab {} (run {}); remove it with `calico-lab down --name {}`",
+                self.name,
+                self.backend.run_id(),
+                self.name
+            );
+        } else {
+            self.backend.teardown_blocking();
+        }
+    }
+}

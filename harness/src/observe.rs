@@ -1,0 +1,237 @@
+//! Reads a lab's state through its backend into typed values: sessions, kernel
+//! routes, BGP tables, pings and traceroutes. A command that cannot run, fails or
+//! prints what its parser cannot read is an [`ObservationError`], never an empty
+//! result.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use serde::Serialize;
+
+use crate::backend::{ExecOutput, Pod, Target};
+use crate::lab::{birdc, Lab};
+use crate::probe::{self, BgpTable, PingResult, RouteKind};
+
+/// Why a device could not be observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{target}: `{command}`: {problem}")]
+pub struct ObservationError {
+    /// The device (or pod) asked.
+    pub device: String,
+    /// How it was asked (`router leaf0`, `calico-node on worker`).
+    pub target: String,
+    pub command: String,
+    pub problem: String,
+}
+
+pub type Observed<T> = Result<T, ObservationError>;
+
+/// A device's BGP sessions: BIRD protocol name (nodes) or peer address (routers), and
+/// the state it reports (`Established`, `Idle`, `Active`, ...).
+pub type Sessions = BTreeMap<String, String>;
+
+/// A kernel route as the checks compare it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Route {
+    pub blackhole: bool,
+    pub gateways: BTreeSet<Ipv4Addr>,
+}
+
+/// A device's IPv4 kernel routes by destination (`10.244.0.0/26`, `default`).
+pub type Routes = BTreeMap<String, Route>;
+
+/// What every device showed at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Snapshot {
+    pub sessions: BTreeMap<String, Observed<Sessions>>,
+    pub routes: BTreeMap<String, Observed<Routes>>,
+}
+
+/// Runs `cmd` on `target`; an exec that fails or exits non-zero is an error.
+async fn run(lab: &Lab, target: &Target, cmd: &[&str]) -> Observed<ExecOutput> {
+    let error = |problem: String| ObservationError {
+        device: target.name().to_string(),
+        target: target.to_string(),
+        command: cmd.join(" "),
+        problem,
+    };
+    let out = lab
+        .exec(target, cmd)
+        .await
+        .map_err(|e| error(e.to_string()))?;
+    if out.success() {
+        Ok(out)
+    } else {
+        Err(error(format!(
+            "exited {}: {}{}",
+            out.exit_code,
+            out.stdout.trim(),
+            out.stderr.trim()
+        )))
+    }
+}
+
+fn unreadable(target: &Target, cmd: &[&str], e: impl std::fmt::Display) -> ObservationError {
+    ObservationError {
+        device: target.name().to_string(),
+        target: target.to_string(),
+        command: cmd.join(" "),
+        problem: format!("unreadable output: {e}"),
+    }
+}
+
+/// The BGP sessions a node's BIRD or a router's FRR reports.
+pub async fn sessions(lab: &Lab, device: &str) -> Observed<Sessions> {
+    if lab.topology().nodes().any(|(_, n)| n.name == device) {
+        let target = Target::CalicoNode(device.to_string());
+        let cmd = birdc(&["show", "protocols"]);
+        let out = run(lab, &target, &cmd).await?;
+        let table =
+            probe::parse_show_protocols(&out.stdout).map_err(|e| unreadable(&target, &cmd, e))?;
+        Ok(table
+            .rows
+            .into_iter()
+            .filter(|r| r.is_bgp())
+            .map(|r| {
+                let state = r.info_state.clone().unwrap_or_else(|| r.state.clone());
+                (r.name, state)
+            })
+            .collect())
+    } else {
+        let target = Target::Router(device.to_string());
+        let cmd = ["vtysh", "-c", "show bgp summary json"];
+        let out = run(lab, &target, &cmd).await?;
+        let summary =
+            probe::parse_bgp_summary(&out.stdout).map_err(|e| unreadable(&target, &cmd, e))?;
+        Ok(summary
+            .peers
+            .into_values()
+            .map(|p| (p.address, p.state))
+            .collect())
+    }
+}
+
+/// The device's IPv4 kernel routes (`ip -j -4 route`).
+pub async fn routes(lab: &Lab, device: &str) -> Observed<Routes> {
+    let target = if lab.topology().router(device).is_some() {
+        Target::Router(device.to_string())
+    } else {
+        Target::Node(device.to_string())
+    };
+    let cmd = ["ip", "-j", "-4", "route"];
+    let out = run(lab, &target, &cmd).await?;
+    let routes = probe::parse_ip_routes(&out.stdout).map_err(|e| unreadable(&target, &cmd, e))?;
+    Ok(routes
+        .into_iter()
+        .map(|r| {
+            let route = Route {
+                blackhole: r.kind == RouteKind::Blackhole,
+                gateways: r.gateways.iter().copied().collect(),
+            };
+            (r.dst, route)
+        })
+        .collect())
+}
+
+/// A router's BGP table (`show bgp ipv4 unicast json`).
+pub async fn bgp_table(lab: &Lab, router: &str) -> Observed<BgpTable> {
+    let target = Target::Router(router.to_string());
+    let cmd = ["vtysh", "-c", "show bgp ipv4 unicast json"];
+    let out = run(lab, &target, &cmd).await?;
+    probe::parse_bgp_table(&out.stdout).map_err(|e| unreadable(&target, &cmd, e))
+}
+
+/// Every device's sessions and routes, read concurrently.
+pub async fn snapshot(lab: &Lab) -> Snapshot {
+    let t = lab.topology();
+    let devices: Vec<String> = t
+        .routers()
+        .map(|(_, r)| r.name.clone())
+        .chain(t.nodes().map(|(_, n)| n.name.clone()))
+        .collect();
+    snapshot_of(lab, devices).await
+}
+
+/// These devices' sessions and routes, read concurrently.
+pub async fn snapshot_of(lab: &Lab, devices: Vec<String>) -> Snapshot {
+    let reads = devices.iter().map(|d| async move {
+        let (s, r) = futures_util::join!(sessions(lab, d), routes(lab, d));
+        (d.clone(), s, r)
+    });
+    let mut snapshot = Snapshot::default();
+    for (device, s, r) in futures_util::future::join_all(reads).await {
+        snapshot.sessions.insert(device.clone(), s);
+        snapshot.routes.insert(device, r);
+    }
+    snapshot
+}
+
+/// Three pings from one pod to another. Loss is a result, not an error; a ping
+/// that cannot run or prints nothing readable is an error.
+pub async fn ping(lab: &Lab, from: &Pod, to: &Pod) -> Observed<(PingResult, String)> {
+    let ip = to.ip.to_string();
+    let cmd = ["ping", "-c", "3", "-i", "0.2", "-W", "1", ip.as_str()];
+    let target = Target::Pod(from.name.clone());
+    let out = lab
+        .exec(&target, &cmd)
+        .await
+        .map_err(|e| ObservationError {
+            device: from.name.clone(),
+            target: target.to_string(),
+            command: cmd.join(" "),
+            problem: e.to_string(),
+        })?;
+    let text = format!("{}{}", out.stdout, out.stderr);
+    let result = probe::parse_ping(&text).map_err(|e| unreadable(&target, &cmd, e))?;
+    Ok((result, text))
+}
+
+/// Every pod pings every other pod once, one exec per source pod; `true` where the
+/// reply came.
+pub async fn ping_all(lab: &Lab, pods: &[Pod]) -> Observed<BTreeMap<(String, String), bool>> {
+    let mut out = BTreeMap::new();
+    for a in pods {
+        let targets: Vec<&Pod> = pods.iter().filter(|b| b.name != a.name).collect();
+        let script: String = targets
+            .iter()
+            .map(|b| format!("echo '@@ {}'; ping -c 1 -W 1 {} 2>&1; ", b.name, b.ip))
+            .collect();
+        let target = Target::Pod(a.name.clone());
+        let cmd = ["sh", "-c", &script];
+        let text = lab
+            .exec(&target, &cmd)
+            .await
+            .map_err(|e| ObservationError {
+                device: a.name.clone(),
+                target: target.to_string(),
+                command: "ping every other pod".into(),
+                problem: e.to_string(),
+            })?
+            .stdout;
+        for chunk in text.split("@@ ").skip(1) {
+            let (name, body) = chunk.split_once('\n').unwrap_or((chunk, ""));
+            let ok = probe::parse_ping(body).is_ok_and(|r| r.all_received());
+            out.insert((a.name.clone(), name.trim().to_string()), ok);
+        }
+        for b in targets {
+            if !out.contains_key(&(a.name.clone(), b.name.clone())) {
+                return Err(unreadable(
+                    &target,
+                    &["ping", &b.ip.to_string()],
+                    "no result",
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The hop addresses traceroute shows from one pod to another (`None`: no answer).
+pub async fn traceroute(lab: &Lab, from: &Pod, to: &Pod) -> Observed<Vec<Option<Ipv4Addr>>> {
+    let ip = to.ip.to_string();
+    let cmd = ["traceroute", "-n", "-w", "1", "-q", "1", "-m", "10", &ip];
+    let target = Target::Pod(from.name.clone());
+    let out = run(lab, &target, &cmd).await?;
+    let hops = probe::parse_traceroute(&out.stdout).map_err(|e| unreadable(&target, &cmd, e))?;
+    Ok(hops.into_iter().map(|h| h.address).collect())
+}
