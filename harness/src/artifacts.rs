@@ -41,23 +41,42 @@ pub(crate) fn write_text(dir: &Path, name: &str, text: &str) -> Result<()> {
     std::fs::write(&path, text).map_err(Error::io(format!("writing {}", path.display())))
 }
 
-/// Writes a command's output as `$ command`, then `# exit N` when it failed or
-/// `# error: ...` when it could not run, then what it printed.
+/// A command's output as a record: a `$ command` line, then `# exit N` when it
+/// failed or `# error: ...` when it could not run, then what it printed on stdout,
+/// then `# stderr` and what it printed there. [`crate::backend::replay::Replay`]
+/// reads records back.
+pub fn record(command: &str, out: &Result<ExecOutput>) -> String {
+    match out {
+        Ok(out) => {
+            let mut text = format!("$ {command}\n");
+            if !out.success() {
+                text += &format!("# exit {}\n", out.exit_code);
+            }
+            text += &out.stdout;
+            if !out.stderr.is_empty() {
+                if !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                text += "# stderr\n";
+                text += &out.stderr;
+            }
+            text
+        }
+        Err(e) => format!(
+            "$ {command}\n# error: {}\n",
+            e.to_string().replace('\n', " ")
+        ),
+    }
+}
+
+/// Writes a command's output to `dir/name` as a [`record`].
 pub(crate) fn write_output(
     dir: &Path,
     name: &str,
     command: &str,
     out: Result<ExecOutput>,
 ) -> Result<()> {
-    let text = match out {
-        Ok(out) if out.success() => format!("$ {command}\n{}{}", out.stdout, out.stderr),
-        Ok(out) => format!(
-            "$ {command}\n# exit {}\n{}{}",
-            out.exit_code, out.stdout, out.stderr
-        ),
-        Err(e) => format!("$ {command}\n# error: {e}\n"),
-    };
-    write_text(dir, name, &text)
+    write_text(dir, name, &record(command, &out))
 }
 
 /// Writes everything worth reading about `lab` to `<root>/<lab>/<scenario>/`,
@@ -65,12 +84,21 @@ pub(crate) fn write_output(
 /// folder.
 pub async fn collect(lab: &Lab, scenario: &str, diagnosis: &Diagnosis) -> Result<PathBuf> {
     let dir = root().join(lab.name()).join(scenario);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(Error::io(format!("clearing {}", dir.display())))?;
-    }
+    write_state(lab, &dir).await?;
     write_text(&dir, "diagnosis.txt", &format!("{diagnosis}\n"))?;
     let json = serde_json::to_string_pretty(diagnosis).unwrap_or_default();
     write_text(&dir, "diagnosis.json", &format!("{json}\n"))?;
+    Ok(dir)
+}
+
+/// Writes every member's state, configs and logs to `dir` (emptied first): one
+/// folder per member, one file per command. [`crate::backend::replay::Replay`]
+/// reads such a folder back.
+pub async fn write_state(lab: &Lab, dir: &Path) -> Result<()> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(Error::io(format!("clearing {}", dir.display())))?;
+    }
+    std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
     for m in lab.members() {
         let d = &m.device;
         let (target, commands): (Target, Vec<(&str, Vec<&str>)>) = match m.role {
@@ -90,12 +118,14 @@ pub async fn collect(lab: &Lab, scenario: &str, diagnosis: &Diagnosis) -> Result
                         vec!["vtysh", "-c", "show running-config"],
                     ),
                     ("ip-route.txt", vec!["ip", "-4", "route"]),
+                    ("ip-route.json", vec!["ip", "-j", "-4", "route"]),
                 ],
             ),
             MemberRole::Node => (
                 Target::Node(d.clone()),
                 vec![
                     ("ip-route.txt", vec!["ip", "-4", "route"]),
+                    ("ip-route.json", vec!["ip", "-j", "-4", "route"]),
                     ("ip-addr.txt", vec!["ip", "-4", "addr"]),
                     ("netns.txt", vec!["ip", "netns"]),
                 ],
@@ -116,7 +146,8 @@ pub async fn collect(lab: &Lab, scenario: &str, diagnosis: &Diagnosis) -> Result
         if m.role == MemberRole::Node {
             let calico_node = Target::CalicoNode(d.clone());
             for (file, args) in [
-                ("bird-protocols.txt", vec!["show", "protocols", "all"]),
+                ("bird-protocols.txt", vec!["show", "protocols"]),
+                ("bird-protocols-all.txt", vec!["show", "protocols", "all"]),
                 ("bird-routes.txt", vec!["show", "route"]),
             ] {
                 let out = lab.exec(&calico_node, &birdc(&args)).await;
@@ -125,5 +156,5 @@ pub async fn collect(lab: &Lab, scenario: &str, diagnosis: &Diagnosis) -> Result
         }
         lab.collect(m, &member_dir).await?;
     }
-    Ok(dir)
+    Ok(())
 }

@@ -101,6 +101,17 @@ pub enum Diagnosis {
     LabGone { lab: String, members: Vec<String> },
 }
 
+impl Diagnosis {
+    /// A symptom seen on the data path (pings, traces), which a broken control
+    /// plane may explain.
+    pub fn is_data_path(&self) -> bool {
+        matches!(
+            self,
+            Diagnosis::PingFailed { .. } | Diagnosis::PathDiffers { .. } | Diagnosis::NoEcmp { .. }
+        )
+    }
+}
+
 impl fmt::Display for Diagnosis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

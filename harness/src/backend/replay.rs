@@ -1,6 +1,6 @@
-//! A backend that answers from recorded outputs, so that observation, checks,
-//! scenarios and diagnoses can be tested without a lab. A command nobody recorded
-//! is an error, never an empty answer.
+//! Recorded answers: [`Recorder`] keeps what a real lab answered, [`Replay`] answers
+//! from records, so that observation, checks, scenarios and diagnoses can be tested
+//! without a lab. A command nobody recorded is an error, never an empty answer.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -79,60 +79,129 @@ impl Replay {
         self
     }
 
-    /// Reads an artifact folder (`<dir>/<device>/<file>`, each file a `$ command`
-    /// line, then `# exit N` or `# error: ...` when it failed, then the output), as
-    /// [`crate::artifacts::collect`] writes it.
-    pub fn from_artifacts(mut self, topology: &Topology, dir: &Path) -> Result<Self> {
+    /// What `command` on `target` was recorded to print (to derive a broken variant).
+    pub fn recorded(&self, target: &Target, command: &str) -> Option<&ExecOutput> {
+        match self.answers.get(&(target.clone(), command.to_string())) {
+            Some(Answer::Output(out)) => Some(out),
+            _ => None,
+        }
+    }
+
+    /// Reads a folder of records (`<dir>/<device or pod>/<file>`, each file a
+    /// [`crate::artifacts::record`]), as artifact folders, `calico-lab collect` and
+    /// [`Recorder`] write them; files that are no record (logs) are left out.
+    pub fn from_dir(mut self, topology: &Topology, dir: &Path) -> Result<Self> {
         let read_dir = |d: &Path| {
             std::fs::read_dir(d).map_err(|source| Error::Read {
                 path: d.to_path_buf(),
                 source,
             })
         };
-        for entry in read_dir(dir)?.flatten() {
-            let device = entry.file_name().to_string_lossy().into_owned();
-            if !entry.path().is_dir() {
-                continue;
-            }
+        let mut files = Vec::new();
+        for entry in read_dir(dir)?.flatten().filter(|e| e.path().is_dir()) {
+            let name = entry.file_name().to_string_lossy().into_owned();
             for file in read_dir(&entry.path())?.flatten() {
-                let text = std::fs::read_to_string(file.path()).map_err(|source| Error::Read {
-                    path: file.path(),
-                    source,
-                })?;
-                let Some(rest) = text.strip_prefix("$ ") else {
-                    continue;
-                };
-                let (command, body) = rest.split_once('\n').unwrap_or((rest, ""));
-                let target = if topology.router(&device).is_some() {
-                    Target::Router(device.clone())
-                } else if command.starts_with("birdc ") {
-                    Target::CalicoNode(device.clone())
-                } else if self.pods.iter().any(|p| p.name == device) {
-                    Target::Pod(device.clone())
-                } else {
-                    Target::Node(device.clone())
-                };
-                let answer = if let Some(message) = body.strip_prefix("# error: ") {
-                    Answer::Error(message.trim_end().to_string())
-                } else if let Some(rest) = body.strip_prefix("# exit ") {
-                    let (code, output) = rest.split_once('\n').unwrap_or((rest, ""));
-                    Answer::Output(ExecOutput {
-                        exit_code: code.trim().parse().unwrap_or(1),
-                        stdout: output.to_string(),
-                        stderr: String::new(),
-                    })
-                } else {
-                    Answer::Output(ExecOutput {
-                        exit_code: 0,
-                        stdout: body.to_string(),
-                        stderr: String::new(),
-                    })
-                };
-                self.answers.insert((target, command.to_string()), answer);
+                files.push((name.clone(), file.path()));
             }
+        }
+        files.sort();
+        for (name, path) in files {
+            let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let Some((command, answer)) = parse_record(&text) else {
+                continue;
+            };
+            let target = if topology.router(&name).is_some() {
+                Target::Router(name.clone())
+            } else if command.starts_with("birdc ") {
+                Target::CalicoNode(name.clone())
+            } else if self.pods.iter().any(|p| p.name == name) {
+                Target::Pod(name.clone())
+            } else {
+                Target::Node(name.clone())
+            };
+            self.answers.insert((target, command), answer);
         }
         Ok(self)
     }
+}
+
+/// A record's command and answer (`None`: not a record).
+fn parse_record(text: &str) -> Option<(String, Answer)> {
+    let rest = text.strip_prefix("$ ")?;
+    let (command, body) = rest.split_once('\n').unwrap_or((rest, ""));
+    if let Some(message) = body.strip_prefix("# error: ") {
+        return Some((command.into(), Answer::Error(message.trim_end().into())));
+    }
+    let (exit_code, body) = match body.strip_prefix("# exit ") {
+        Some(rest) => {
+            let (code, body) = rest.split_once('\n').unwrap_or((rest, ""));
+            (code.trim().parse().unwrap_or(1), body)
+        }
+        None => (0, body),
+    };
+    let (stdout, stderr) = match body.split_once("# stderr\n") {
+        Some((out, err)) => (out.to_string(), err.to_string()),
+        None => (body.to_string(), String::new()),
+    };
+    Some((
+        command.into(),
+        Answer::Output(ExecOutput {
+            exit_code,
+            stdout,
+            stderr,
+        }),
+    ))
+}
+
+/// A backend that forwards everything to another and keeps a record of every
+/// command's answer; when dropped it writes them to its folder, where
+/// [`Replay::from_dir`] reads them.
+pub struct Recorder {
+    inner: Box<dyn Backend>,
+    dir: std::path::PathBuf,
+    records: std::sync::Mutex<BTreeMap<(String, String), String>>,
+}
+
+impl Recorder {
+    pub fn new(inner: Box<dyn Backend>, dir: &Path) -> Self {
+        Recorder {
+            inner,
+            dir: dir.to_path_buf(),
+            records: std::sync::Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Writes every record so far to `<dir>/<device or pod>/<command>.txt`.
+    pub fn save(&self) -> Result<()> {
+        let dir = &self.dir;
+        let records = self.records.lock().map_err(|_| {
+            Error::io("recording")(std::io::Error::other("a recorder thread panicked"))
+        })?;
+        for ((name, key), text) in records.iter() {
+            crate::artifacts::write_text(
+                &dir.join(name),
+                &format!("{}.txt", file_name(key)),
+                text,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A file name for a command: its words, other characters as `-`, with a short
+/// hash so that long commands cut to the same prefix stay apart.
+fn file_name(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let words: String = key
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(60)
+        .collect();
+    let hash = hex::encode(Sha256::digest(key.as_bytes()));
+    format!("{}-{}", words.trim_matches('-'), &hash[..8])
 }
 
 #[async_trait]
@@ -207,4 +276,78 @@ impl Backend for Replay {
     fn teardown_blocking(&mut self) {}
 
     fn release(&mut self) {}
+}
+
+#[async_trait]
+impl Backend for Recorder {
+    fn flavor(&self) -> Flavor {
+        self.inner.flavor()
+    }
+
+    fn members(&self) -> &[Member] {
+        self.inner.members()
+    }
+
+    fn run_id(&self) -> &str {
+        self.inner.run_id()
+    }
+
+    async fn exec(&self, target: &Target, cmd: &[&str]) -> Result<ExecOutput> {
+        let out = self.inner.exec(target, cmd).await;
+        let key = command_key(cmd);
+        let text = crate::artifacts::record(&key, &out);
+        if let Ok(mut records) = self.records.lock() {
+            records.insert((target.name().to_string(), key), text);
+        }
+        out
+    }
+
+    async fn spawn(&self, target: &Target, cmd: &[&str]) -> Result<Box<dyn Running>> {
+        self.inner.spawn(target, cmd).await
+    }
+
+    async fn pods(&self) -> Result<Vec<Pod>> {
+        self.inner.pods().await
+    }
+
+    async fn apply(
+        &mut self,
+        source: &str,
+        yaml: &str,
+        objects: &[Resource],
+        next: &Resources,
+    ) -> Result<Vec<String>> {
+        self.inner.apply(source, yaml, objects, next).await
+    }
+
+    async fn member_states(&self) -> Result<Vec<(Member, String)>> {
+        self.inner.member_states().await
+    }
+
+    async fn collect(&self, member: &Member, dir: &Path) -> Result<()> {
+        self.inner.collect(member, dir).await
+    }
+
+    async fn teardown(&mut self) -> Result<()> {
+        self.inner.teardown().await
+    }
+
+    fn teardown_blocking(&mut self) {
+        self.inner.teardown_blocking()
+    }
+
+    fn release(&mut self) {
+        self.inner.release()
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if let Err(e) = self.save() {
+            eprintln!(
+                "calico-lab: records not saved to {}: {e}",
+                self.dir.display()
+            );
+        }
+    }
 }

@@ -3,6 +3,7 @@
 
 mod apply;
 mod bench;
+mod collect;
 mod confd;
 mod down;
 mod exec;
@@ -81,6 +82,9 @@ pub enum Command {
     /// Apply Calico resources to a running lab, as `calicoctl apply -f` would: every
     /// node whose BIRD configuration changes is reconfigured in place.
     Apply(apply::Args),
+    /// Write a running lab's state (every device's sessions, routes, configs, logs)
+    /// to a folder, as a failing scenario's artifacts hold it.
+    Collect(collect::Args),
     /// Run a command on a member of a running lab: a router, a node, or a pod (in its
     /// network namespace). Exits with the command's exit code.
     Exec(exec::Args),
@@ -108,6 +112,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Apply(args) => apply::run(args).await,
+        Command::Collect(args) => collect::run(args).await,
         Command::Exec(args) => exec::run(args).await,
         Command::Up(args) => up::run(args).await,
         Command::Graph(args) => graph::run(args),

@@ -36,6 +36,10 @@ pub struct Args {
     /// Write the report as Markdown here (also appended to $GITHUB_STEP_SUMMARY when set).
     #[arg(long)]
     markdown: Option<PathBuf>,
+    /// Keep a record of every command the run issued and its answer in this folder
+    /// (what `Replay` reads to judge the run again offline).
+    #[arg(long, value_name = "DIR")]
+    record: Option<PathBuf>,
     /// Seconds each convergence wait may take (at least 1).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     wait: u64,
@@ -70,6 +74,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             name: args.name,
             flavor: args.flavor,
             keep: args.keep,
+            record: args.record,
             progress: display.listener(),
             ..LabOptions::default()
         },

@@ -12,6 +12,7 @@ pub use options::{CalicoState, Event, KeepPolicy, LabOptions, Progress};
 
 use crate::backend::emulated::{Emulated, UpTimings};
 use crate::backend::ownership::check_lab_name;
+use crate::backend::replay::Recorder;
 use crate::backend::{Backend, ExecOutput, Flavor, Member, NodeKind, Pod, Running, Target};
 use crate::calico::bird::CONTROL_SOCKET;
 use crate::calico::resources::parse;
@@ -79,6 +80,10 @@ impl Lab {
                 (Box::new(b), timings)
             }
             NodeKind::Kind => return Err(kind_not_built()),
+        };
+        let backend: Box<dyn Backend> = match &options.record {
+            Some(dir) => Box::new(Recorder::new(backend, dir)),
+            None => backend,
         };
         let pods = backend.pods().await?;
         Ok(Lab {

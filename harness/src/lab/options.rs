@@ -56,6 +56,8 @@ pub struct LabOptions {
     /// The lab outlives this process until `calico-lab down` (what `calico-lab up` does).
     pub detached: bool,
     pub calico: CalicoState,
+    /// Keep a record of every command's answer in this folder (replayable offline).
+    pub record: Option<std::path::PathBuf>,
     /// Told each step of bring-up as it completes (for progress displays).
     pub progress: Progress,
 }

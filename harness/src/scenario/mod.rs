@@ -190,7 +190,12 @@ pub async fn run(lab: &Lab, scenario: &Scenario) -> Outcome {
         Ok(Pass::Report(report)) => outcome.report = report,
         Ok(Pass::Skipped(reason)) => outcome.skipped = Some(reason),
         Err(mut failure) => {
-            if let Some(cause) = explain(lab).await {
+            let cause = if failure.diagnosis.is_data_path() {
+                explain(lab).await
+            } else {
+                gone(lab).await
+            };
+            if let Some(cause) = cause {
                 if cause != failure.diagnosis {
                     failure.detail = format!("{}\n{}", failure.diagnosis, failure.detail);
                     failure.diagnosis = cause;
@@ -208,21 +213,25 @@ pub async fn run(lab: &Lab, scenario: &Scenario) -> Outcome {
     outcome
 }
 
-/// The deepest cause there is: members gone, else the control plane's first
-/// diagnosis.
+/// The deepest cause of a data-path symptom: members gone, else the control
+/// plane's first diagnosis.
 async fn explain(lab: &Lab) -> Option<Diagnosis> {
-    if let Ok(states) = lab.member_states().await {
-        let down: Vec<String> = states
-            .iter()
-            .filter(|(_, state)| state != "running")
-            .map(|(m, state)| format!("{} ({state})", m.container))
-            .collect();
-        if !down.is_empty() {
-            return Some(Diagnosis::LabGone {
-                lab: lab.name().to_string(),
-                members: down,
-            });
-        }
+    match gone(lab).await {
+        Some(gone) => Some(gone),
+        None => lab.diagnose().await.into_iter().next(),
     }
-    lab.diagnose().await.into_iter().next()
+}
+
+/// Members that are stopped or removed, if any.
+async fn gone(lab: &Lab) -> Option<Diagnosis> {
+    let states = lab.member_states().await.ok()?;
+    let down: Vec<String> = states
+        .iter()
+        .filter(|(_, state)| state != "running")
+        .map(|(m, state)| format!("{} ({state})", m.container))
+        .collect();
+    (!down.is_empty()).then(|| Diagnosis::LabGone {
+        lab: lab.name().to_string(),
+        members: down,
+    })
 }
