@@ -66,6 +66,9 @@ pub enum Error {
         #[source]
         source: bollard::errors::Error,
     },
+    /// A container of that name exists already (another run claimed the name).
+    #[error("container {0} exists already")]
+    ContainerExists(String),
     /// A lab member's container is stopped or gone, so nothing can run on it.
     #[error("container {container} is {state}")]
     NotRunning {
@@ -126,6 +129,7 @@ impl Error {
             | Error::NoSuchLab(_)
             | Error::OtherTopology { .. }
             | Error::AlreadyRunning { .. }
+            | Error::ContainerExists(_)
             | Error::NoSuchTarget { .. }
             | Error::UnknownScenario { .. } => 2,
             Error::Environment { .. } => 3,

@@ -38,7 +38,15 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // Each cause once: some messages already hold their source's text.
+            let mut message = err.to_string();
+            for cause in err.chain().skip(1) {
+                let text = cause.to_string();
+                if !message.contains(&text) {
+                    message = format!("{message}: {text}");
+                }
+            }
+            eprintln!("error: {message}");
             let code = err
                 .chain()
                 .find_map(|e| e.downcast_ref::<calico_lab::Error>())

@@ -334,3 +334,70 @@ fn lab_cli_apply_reconfigures_a_running_lab() {
     assert!(without.contains("Node_10_1_5_1"), "{without}");
     assert_eq!(bad, 2, "{bad_err}");
 }
+
+#[test]
+fn an_unwritable_report_path_exits_2_before_any_lab_starts() {
+    let (code, _, stderr) = calico_lab(&[
+        "run",
+        "--name",
+        &unique("badreport"),
+        "--junit",
+        "/nonexistent-dir/report.xml",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent-dir/report.xml: cannot write"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("bringing up"),
+        "no lab was started: {stderr}"
+    );
+}
+
+#[test]
+fn invalid_input_is_exit_2_everywhere() {
+    let (code, _, stderr) = calico_lab(&["down", "--name", "Not_A_Name"]);
+    assert_eq!(code, 2, "down: {stderr}");
+    assert!(stderr.contains("lab name 'Not_A_Name'"), "{stderr}");
+    for command in ["up", "run"] {
+        let (code, _, stderr) = calico_lab(&[command, "--wait", "0"]);
+        assert_eq!(code, 2, "{command} --wait 0: {stderr}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let out = file.join("renders");
+    let (code, _, stderr) = calico_lab(&["render", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 2, "render into a file: {stderr}");
+    assert!(stderr.contains("cannot write"), "{stderr}");
+}
+
+#[test]
+fn messages_name_each_cause_once_and_carry_no_colour_codes() {
+    let (code, _, stderr) = calico_lab(&["validate", "-t", "/nonexistent/lab.yaml"]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "colour codes: {stderr:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("twice.yaml");
+    std::fs::write(&file, "name: a\nname: b\n").unwrap();
+    let (code, _, stderr) = calico_lab(&["validate", "-t", file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("twice.yaml:2:"), "{stderr}");
+    assert!(stderr.contains("duplicate"), "{stderr}");
+    for advice in ["DuplicateKeyPolicy", "from_str_multiple", "Options"] {
+        assert!(!stderr.contains(advice), "parser advice in {stderr}");
+    }
+}
+
+#[test]
+fn down_of_a_lab_that_does_not_exist_says_so() {
+    let (code, stdout, stderr) = calico_lab(&["down", "--name", &unique("never-was")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("no container found"), "{stdout}");
+}

@@ -397,3 +397,147 @@ async fn lab_sigterm_during_run_leaves_no_container() {
     interrupt_leaves_no_container("run", &name, members, Duration::from_secs(2), ("TERM", 15))
         .await;
 }
+
+fn calico_lab(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_calico-lab"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `status` must work exactly when something is broken: a stopped router is shown
+/// as stopped, the rest as they are, and the sessions it takes down as missing;
+/// `exec` into a removed member says so.
+#[tokio::test]
+async fn lab_status_shows_a_stopped_router_and_exec_names_a_removed_member() {
+    let name = lab_name("status-broken");
+    let (code, _, stderr) = calico_lab(&["up", "--name", &name]);
+    assert_eq!(code, 0, "{stderr}");
+    let docker = docker::connect().await.unwrap();
+    docker
+        .stop_container(&format!("{name}-spine0"), None)
+        .await
+        .unwrap();
+    docker::remove(&docker, &[format!("{name}-spine1")])
+        .await
+        .unwrap();
+    let (status_code, stdout, status_err) = calico_lab(&["status", "--name", &name, "--json"]);
+    let (exec_code, _, exec_err) = calico_lab(&["exec", "--name", &name, "spine1", "--", "true"]);
+    let (text_code, text, _) = calico_lab(&["status", "--name", &name]);
+    calico_lab(&["down", "--name", &name]);
+
+    assert_eq!(status_code, 0, "{status_err}");
+    let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let state = |device: &str| {
+        status["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["device"] == device)
+            .map(|m| m["state"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(state("spine0"), "exited");
+    assert_eq!(state("spine1"), "absent");
+    assert_eq!(state("leaf0"), "running");
+    assert!(status["routers"]["spine0"]["error"].is_string(), "{stdout}");
+    assert_eq!(status["routers"]["leaf0"].as_array().unwrap().len(), 4);
+    let missing: Vec<&str> = status["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert!(
+        missing
+            .iter()
+            .any(|m| m.starts_with("leaf0: 10.1.10.2 (spine0)")),
+        "{missing:?}"
+    );
+    assert!(
+        missing
+            .iter()
+            .any(|m| m.starts_with("spine0: ") && m.contains("not answering")),
+        "{missing:?}"
+    );
+    assert_eq!(exec_code, 1, "{exec_err}");
+    assert!(
+        exec_err.contains(&format!("container {name}-spine1 is gone (removed)")),
+        "{exec_err}"
+    );
+    assert_eq!(text_code, 0);
+    assert!(
+        text.contains("missing sessions: leaf0: 10.1.10.2 (spine0)"),
+        "{text}"
+    );
+}
+
+/// Two runs that claim one name at once: exactly one gets it, the other is refused
+/// as input (exit 2), never with a raw engine conflict.
+#[tokio::test]
+async fn lab_two_runs_racing_for_one_name_one_wins_one_is_refused() {
+    for round in 0..2 {
+        let name = lab_name(&format!("race{round}"));
+        let start = || {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_calico-lab"))
+                .args(["up", "--name", &name])
+                .output()
+        };
+        let (a, b) = tokio::join!(start(), start());
+        let (a, b) = (a.unwrap(), b.unwrap());
+        calico_lab(&["down", "--name", &name]);
+        let mut codes = [a.status.code(), b.status.code()];
+        codes.sort();
+        let loser = if a.status.code() == Some(2) { &a } else { &b };
+        let loser_err = String::from_utf8_lossy(&loser.stderr);
+        assert_eq!(codes, [Some(0), Some(2)], "round {round}: {loser_err}");
+        assert!(loser_err.contains("is already running"), "{loser_err}");
+        assert!(containers_of_lab(&name).await.is_empty());
+    }
+}
+
+/// A lab removed while a scenario runs is reported as gone, not as a missing session.
+#[tokio::test]
+async fn lab_removed_under_a_scenario_is_diagnosed_as_gone() {
+    let name = lab_name("gone");
+    let lab = up(&name).await;
+    lab.converge(FABRIC_BUDGET).await.unwrap();
+    ownership::down(&name).await.unwrap();
+    let bgp = calico_lab::scenario::find("bgp_neighbors_match_topology").unwrap();
+    let outcome = calico_lab::scenario::run(&lab, bgp).await;
+    let diagnosis = outcome.failure.expect("fails").diagnosis;
+    assert!(
+        matches!(diagnosis, calico_lab::Diagnosis::LabGone { .. }),
+        "{diagnosis}"
+    );
+    assert!(
+        diagnosis.to_string().starts_with("lab gone: "),
+        "{diagnosis}"
+    );
+    let _ = std::fs::remove_dir_all(calico_lab::artifacts::root().join(&name));
+}
+
+/// A command started in the background runs until stopped, and its output is kept.
+#[tokio::test]
+async fn lab_spawned_command_runs_until_stopped() {
+    let name = lab_name("spawn");
+    let lab = up(&name).await;
+    let (a, b) = lab.pod_pairs(calico_lab::PathClass::SameHost)[0].clone();
+    let ip = b.ip.to_string();
+    let running = lab
+        .spawn(&Target::Pod(a.name.clone()), &["ping", "-i", "0.2", &ip])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let out = running.stop().await.unwrap();
+    lab.down().await.unwrap();
+    let result = calico_lab::probe::parse_ping(&out.stdout).unwrap();
+    assert!(result.sent >= 5, "{}", out.stdout);
+    // A probe in flight when it was stopped may miss its reply.
+    assert!(result.received + 1 >= result.sent, "{}", out.stdout);
+}

@@ -739,3 +739,132 @@ fn pods_default_to_two_named_after_the_node_and_may_be_listed() {
     let t = Topology::from_yaml(&text, "lab.yaml").unwrap();
     assert_eq!(t.racks[1].nodes[1].pod_names(), ["web", "db", "cache"]);
 }
+
+// ---------------------------------------------------------------------------
+// Topologies that validated but could not work (issue 14)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn interface_and_bridge_names_the_kernel_reserves_are_refused() {
+    for name in ["lo", ".", "..", "all", "default"] {
+        assert_has_problem(
+            &mutate(
+                "leafInterface: eth3\n    gateway: 10.1.5.1",
+                &format!("leafInterface: \"{name}\"\n    gateway: 10.1.5.1"),
+            ),
+            "racks[0].leafInterface",
+            &format!("interface name '{name}' is reserved"),
+        );
+        assert_has_problem(
+            &mutate("bridge: br-leaf1", &format!("bridge: \"{name}\"")),
+            "racks[1].bridge",
+            &format!("interface name '{name}' is reserved"),
+        );
+    }
+}
+
+#[test]
+fn a_node_whose_container_name_is_another_members_is_refused() {
+    // Nodes drop the topology's name as prefix: this node's container would be
+    // <lab>-leaf0, the router's.
+    assert_has_problem(
+        &mutate("name: calico-bgp-rr-worker3,", "name: calico-bgp-rr-leaf0,"),
+        "racks[1].nodes[1].name",
+        "'calico-bgp-rr-leaf0' and 'leaf0' would both get the container name <lab>-leaf0",
+    );
+    assert_has_problem(
+        &mutate(
+            "name: calico-bgp-rr-worker3,",
+            "name: calico-bgp-rr-fabric,",
+        ),
+        "racks[1].nodes[1].name",
+        "would be named <lab>-fabric, a name the harness uses for itself",
+    );
+}
+
+#[test]
+fn reserved_as_numbers_are_refused() {
+    for (asn, why) in [
+        ("23456", "AS_TRANS"),
+        ("65535", "RFC 7300"),
+        ("4294967295", "RFC 7300"),
+    ] {
+        let text = mutate("asn: 500", &format!("asn: {asn}"));
+        assert_has_problem(
+            &text,
+            "spines[0].asn",
+            &format!("AS number {asn} is reserved ("),
+        );
+        assert_has_problem(&text, "spines[0].asn", why);
+    }
+}
+
+#[test]
+fn racks_that_cannot_reach_each_other_are_refused() {
+    // No spine at all: two leafs and no link between them.
+    let text = SEED_TOPOLOGY_YAML;
+    let links = text.find("\nlinks:").unwrap();
+    let spines = text.find("\nspines:").unwrap();
+    let leafs = text.find("\nleafs:").unwrap();
+    let no_spines =
+        format!("{}\nlinks: []\n", &text[..links]).replace(&text[spines..leafs], "\nspines: []");
+    assert_has_problem(
+        &no_spines,
+        "leafs[1].name",
+        "leaf1 cannot reach leaf0 over any link",
+    );
+}
+
+#[test]
+fn two_leafs_in_one_as_are_refused() {
+    let text = mutate_many(&[
+        (
+            "asn: 65008\n    routerId: 10.1.8.1",
+            "asn: 65005\n    routerId: 10.1.8.1",
+        ),
+        ("asNumber: 65008", "asNumber: 65005"),
+    ]);
+    assert_only_problem(
+        &text,
+        "leafs[1].asn",
+        "AS 65005 is also leaf0's: each leaf would drop the other's routes as an AS-path loop",
+    );
+}
+
+#[test]
+fn a_pool_too_small_for_the_nodes_blocks_names_the_pod_cidr() {
+    assert_only_problem(
+        &mutate("podCidr: 10.244.0.0/16", "podCidr: 10.244.0.0/25"),
+        "calico.podCidr",
+        "10.244.0.0/25 holds 2 block(s) of /26, too few for 4 nodes",
+    );
+}
+
+#[test]
+fn the_broadcast_and_network_addresses_are_named_as_such() {
+    assert_only_problem(
+        &mutate("address: 10.1.8.11 }", "address: 10.1.8.255 }"),
+        "racks[1].nodes[1].address",
+        "10.1.8.255 is the broadcast address of rack subnet 10.1.8.0/24",
+    );
+    assert_only_problem(
+        &mutate("address: 10.1.8.11 }", "address: 10.1.8.0 }"),
+        "racks[1].nodes[1].address",
+        "10.1.8.0 is the network address of rack subnet 10.1.8.0/24",
+    );
+}
+
+#[test]
+fn an_endless_or_huge_file_is_refused_before_it_fills_memory() {
+    let err = Topology::load(Path::new("/dev/zero")).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("/dev/zero: cannot read: larger than 8 MiB"),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.yaml");
+    std::fs::write(&big, "#".repeat(9 << 20)).unwrap();
+    let err = Topology::load(&big).unwrap_err();
+    assert!(err.to_string().contains("larger than 8 MiB"), "{err}");
+}

@@ -115,7 +115,12 @@ pub async fn run(docker: &Docker, spec: &ContainerSpec) -> Result<String> {
     let created = docker
         .create_container(Some(options), spec.body())
         .await
-        .map_err(Error::docker(format!("create container {}", spec.name)))?;
+        .map_err(|e| match e {
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            } => Error::ContainerExists(spec.name.clone()),
+            e => Error::docker(format!("create container {}", spec.name))(e),
+        })?;
     docker
         .start_container(&created.id, None)
         .await

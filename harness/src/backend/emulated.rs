@@ -192,7 +192,29 @@ impl Emulated {
 
     async fn start(&mut self, image: &str, calico: &Resources, progress: &Progress) -> Result<()> {
         let phase = Instant::now();
-        let specs: Vec<ContainerSpec> = self.members.iter().map(|m| self.spec(image, m)).collect();
+        let mut specs: Vec<ContainerSpec> =
+            self.members.iter().map(|m| self.spec(image, m)).collect();
+        // The fabric container first, alone: its name is the lab's claim. Of two runs
+        // racing for one name, exactly one creates it; the other is refused.
+        let fabric = specs.remove(0);
+        match docker::run(&self.docker, &fabric).await {
+            Ok(_) => progress.member("container running", &fabric.name),
+            Err(Error::ContainerExists(_)) => {
+                // Not ours: leave it to its owner.
+                self.ready = true;
+                self.released = true;
+                let owner = docker::list(&self.docker, &[format!("{LABEL_LAB}={}", self.lab)])
+                    .await?
+                    .iter()
+                    .find_map(|c| c.labels.as_ref()?.get(LABEL_RUN).cloned())
+                    .unwrap_or_else(|| "another process".into());
+                return Err(Error::AlreadyRunning {
+                    lab: self.lab.clone(),
+                    run: owner,
+                });
+            }
+            Err(e) => return Err(e),
+        }
         let engine = &self.docker;
         let started = futures_util::future::join_all(specs.iter().map(|s| async move {
             docker::run(engine, s).await?;

@@ -318,7 +318,7 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<Resource>, CalicoError> {
     let docs: Vec<Option<Value>> =
         serde_saphyr::from_multiple(text).map_err(|e| CalicoError::Yaml {
             file: file.to_string(),
-            message: e.to_string(),
+            message: crate::topology::plain_yaml_message(&e.to_string()),
         })?;
     let mut out = Vec::new();
     for (i, doc) in docs.into_iter().enumerate() {
@@ -331,7 +331,7 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<Resource>, CalicoError> {
 /// Reads and parses one file.
 pub fn load(path: &Path) -> Result<Vec<Resource>, CalicoError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| CalicoError::Read {
+    let text = crate::topology::read_input(path).map_err(|source| CalicoError::Read {
         file: file.clone(),
         source,
     })?;

@@ -3,8 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-
 use super::TopologyArg;
 
 #[derive(clap::Args)]
@@ -17,8 +15,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let t = args.topology.load()?;
-    let written = calico_lab::render::write_all(&t, &args.out)
-        .with_context(|| format!("writing renders to {}", args.out.display()))?;
+    let written = calico_lab::render::write_all(&t, &args.out)?;
     for path in written {
         println!("{}", path.display());
     }

@@ -365,7 +365,7 @@ impl Lab {
 
     /// [`apply`](Lab::apply) for a file.
     pub async fn apply_file(&mut self, path: &Path) -> Result<Vec<String>> {
-        let yaml = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        let yaml = crate::topology::read_input(path).map_err(|source| Error::Read {
             path: path.to_path_buf(),
             source,
         })?;

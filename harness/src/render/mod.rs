@@ -49,15 +49,20 @@ pub fn render_all(t: &Topology) -> Vec<RenderedFile> {
 }
 
 /// Writes every rendered file below `out` and returns their paths.
-pub fn write_all(t: &Topology, out: &Path) -> std::io::Result<Vec<PathBuf>> {
+pub fn write_all(t: &Topology, out: &Path) -> crate::Result<Vec<PathBuf>> {
     render_all(t)
         .into_iter()
         .map(|file| {
             let path = out.join(&file.path);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
+            let written = match path.parent() {
+                Some(parent) => std::fs::create_dir_all(parent),
+                None => Ok(()),
             }
-            std::fs::write(&path, file.contents)?;
+            .and_then(|()| std::fs::write(&path, &file.contents));
+            written.map_err(|source| crate::Error::Write {
+                path: path.clone(),
+                source,
+            })?;
             Ok(path)
         })
         .collect()

@@ -93,6 +93,29 @@ pub struct Neighbor {
     pub rr_client: bool,
 }
 
+/// The most an input file (topology, Calico resources) may hold.
+pub const MAX_INPUT_BYTES: u64 = 8 << 20;
+
+/// Reads a text input file, refusing one larger than [`MAX_INPUT_BYTES`] (or endless,
+/// like `/dev/zero`) before it fills memory.
+pub fn read_input(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "larger than {} MiB, too large for an input file",
+                MAX_INPUT_BYTES >> 20
+            ),
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
 impl Topology {
     /// Parses and validates a topology; `file` names it in errors.
     pub fn from_yaml(text: &str, file: &str) -> Result<Self, TopologyError> {
@@ -110,7 +133,7 @@ impl Topology {
 
     pub fn load(path: &Path) -> Result<Self, TopologyError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| TopologyError::Read {
+        let text = read_input(path).map_err(|source| TopologyError::Read {
             file: file.clone(),
             source,
         })?;
@@ -243,6 +266,22 @@ impl Topology {
 }
 
 /// Parses YAML into the model, naming the line, column and path of the first error.
+/// A YAML parser message without its advice to programmers (which options of the
+/// parser library to set).
+pub fn plain_yaml_message(message: &str) -> String {
+    match message {
+        m if m.starts_with("duplicate mapping key") => m
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(m)
+            .to_string(),
+        m if m.starts_with("multiple YAML documents detected") => {
+            "more than one YAML document (`---`): a topology is one document".into()
+        }
+        m => m.to_string(),
+    }
+}
+
 fn parse(text: &str, file: &str) -> Result<Topology, TopologyError> {
     let mut track = serde_path_to_error::Track::new();
     let result = serde_saphyr::with_deserializer_from_str(text, |de| {
@@ -264,8 +303,12 @@ fn parse(text: &str, file: &str) -> Result<Topology, TopologyError> {
             file: file.to_string(),
             line,
             column,
-            path: if path == "." { "(top)".into() } else { path },
-            message,
+            path: if path == "." || path == "?" {
+                "(top)".into()
+            } else {
+                path
+            },
+            message: plain_yaml_message(&message),
         }
     })
 }

@@ -14,6 +14,26 @@ pub const MAX_INTERFACE_NAME: usize = 15;
 /// Names the harness itself uses for containers of a lab.
 pub const RESERVED_DEVICE_NAMES: &[&str] = &["fabric"];
 
+/// Interface names a namespace has already (`lo`), the kernel refuses (`.`, `..`) or
+/// that `/proc/sys/net/ipv4/conf/` uses for itself (`all`, `default`).
+pub const RESERVED_INTERFACE_NAMES: &[&str] = &["lo", ".", "..", "all", "default"];
+
+/// AS numbers BGP reserves: 0 (RFC 7607), AS_TRANS 23456 (RFC 6793), 65535 and
+/// 4294967295 (RFC 7300). A session with one never comes up.
+pub const RESERVED_ASNS: &[u32] = &[0, 23456, 65535, 4_294_967_295];
+
+/// How a reserved AS number is explained.
+fn reserved_asn(asn: u32) -> Option<String> {
+    RESERVED_ASNS.contains(&asn).then(|| {
+        let why = match asn {
+            0 => "RFC 7607",
+            23456 => "AS_TRANS, RFC 6793",
+            _ => "the last AS of its range, RFC 7300",
+        };
+        format!("AS number {asn} is reserved ({why}); BGP refuses sessions with it")
+    })
+}
+
 /// Every problem of the topology, in file order; empty when it is valid.
 pub fn problems(t: &Topology) -> Vec<Problem> {
     let mut c = Checker::default();
@@ -23,6 +43,7 @@ pub fn problems(t: &Topology) -> Vec<Problem> {
     c.unique_addresses(t);
     c.unique_router_ids(t);
     c.disjoint_subnets(t);
+    c.reachability(t);
     c.calico(t);
     c.problems
 }
@@ -41,7 +62,12 @@ impl Checker {
     }
 
     fn interface_name(&mut self, path: String, name: &str) {
-        if name.is_empty() || name.len() > MAX_INTERFACE_NAME {
+        if RESERVED_INTERFACE_NAMES.contains(&name) {
+            self.report(
+                path,
+                format!("interface name '{name}' is reserved (lo, ., .., all, default are the kernel's)"),
+            );
+        } else if name.is_empty() || name.len() > MAX_INTERFACE_NAME {
             self.report(
                 path,
                 format!(
@@ -103,10 +129,89 @@ impl Checker {
                 seen.insert(name, path);
             }
         }
+        // Containers are named `<lab>-<device>`, nodes without the topology's name
+        // as prefix (as kind names them): two members must not get one name.
+        let prefix = format!("{}-", t.name);
+        let mut containers: BTreeMap<String, String> = BTreeMap::from([(
+            FABRIC_CONTAINER.to_string(),
+            "the harness's fabric container".to_string(),
+        )]);
+        let members = t
+            .routers()
+            .map(|(_, r)| (r.name.as_str(), r.name.as_str()))
+            .chain(t.nodes().map(|(_, n)| {
+                (
+                    n.name.as_str(),
+                    n.name.strip_prefix(&prefix).unwrap_or(&n.name),
+                )
+            }));
+        for (name, suffix) in members {
+            if suffix == FABRIC_CONTAINER || suffix.starts_with("wiring-") {
+                if name != suffix {
+                    self.report(
+                        device_path(t, name),
+                        format!("node '{name}' would be named <lab>-{suffix}, a name the harness uses for itself"),
+                    );
+                }
+                continue;
+            }
+            match containers.get(suffix) {
+                Some(other) if other != name => self.report(
+                    device_path(t, name),
+                    format!("'{name}' and '{other}' would both get the container name <lab>-{suffix} (nodes drop the prefix '{prefix}')"),
+                ),
+                Some(_) => {}
+                None => {
+                    containers.insert(suffix.to_string(), name.to_string());
+                }
+            }
+        }
         for (i, r) in t.routers().map(|(_, r)| r).enumerate() {
-            if r.asn == 0 {
-                let path = router_path(t, i, "asn");
-                self.report(path, "AS number 0 is reserved");
+            if let Some(why) = reserved_asn(r.asn) {
+                self.report(router_path(t, i, "asn"), why);
+            }
+        }
+    }
+
+    /// Every rack's leaf reaches every other rack's leaf over router links, and no
+    /// two of those leafs share an AS (each would drop the other's routes as an
+    /// AS-path loop).
+    fn reachability(&mut self, t: &Topology) {
+        let mut leafs: Vec<&str> = t.racks.iter().map(|r| r.leaf.as_str()).collect();
+        leafs.sort();
+        leafs.dedup();
+        let Some(first) = leafs.first() else { return };
+        let mut reached = BTreeSet::from([first.to_string()]);
+        let mut queue = vec![first.to_string()];
+        while let Some(router) = queue.pop() {
+            for link in &t.links {
+                let [a, b] = &link.endpoints;
+                for (from, to) in [(a, b), (b, a)] {
+                    if from.device == router && reached.insert(to.device.clone()) {
+                        queue.push(to.device.clone());
+                    }
+                }
+            }
+        }
+        for leaf in leafs.iter().filter(|l| !reached.contains(**l)) {
+            self.report(
+                device_path(t, leaf),
+                format!("{leaf} cannot reach {first} over any link: their racks cannot reach each other (add a spine and links)"),
+            );
+        }
+        let mut by_asn: BTreeMap<u32, &str> = BTreeMap::new();
+        for leaf in &leafs {
+            let Some((_, router)) = t.router(leaf) else {
+                continue;
+            };
+            match by_asn.get(&router.asn) {
+                Some(other) => self.report(
+                    format!("{}.asn", device_path(t, leaf).trim_end_matches(".name")),
+                    format!("AS {} is also {other}'s: each leaf would drop the other's routes as an AS-path loop; give every leaf its own AS", router.asn),
+                ),
+                None => {
+                    by_asn.insert(router.asn, leaf);
+                }
             }
         }
     }
@@ -161,10 +266,7 @@ impl Checker {
             if !host_address_in(rack.gateway, rack.subnet) {
                 self.report(
                     format!("{at}.gateway"),
-                    format!(
-                        "{} is not a host address of rack subnet {}",
-                        rack.gateway, rack.subnet
-                    ),
+                    not_a_host(rack.gateway, rack.subnet),
                 );
             }
             if rack.subnet != rack.subnet.trunc() {
@@ -185,7 +287,7 @@ impl Checker {
                 if !host_address_in(node.address, rack.subnet) {
                     self.report(
                         format!("{at}.address"),
-                        format!("{} is outside rack subnet {}", node.address, rack.subnet),
+                        not_a_host(node.address, rack.subnet),
                     );
                 }
                 self.interface_name(format!("{at}.interface"), &node.interface);
@@ -373,8 +475,22 @@ impl Checker {
                 );
             }
         }
-        if c.as_number == Some(0) {
-            self.report("calico.asNumber", "AS number 0 is reserved");
+        if let Some(why) = c.as_number.and_then(reserved_asn) {
+            self.report("calico.asNumber", why);
+        }
+        let nodes = t.nodes().count();
+        let blocks = 1u64
+            << (u32::from(c.block_size.min(32))
+                .saturating_sub(u32::from(c.pod_cidr.prefix_len()))
+                .min(63));
+        if c.block_size >= c.pod_cidr.prefix_len() && (nodes as u64) > blocks {
+            self.report(
+                "calico.podCidr",
+                format!(
+                    "{} holds {blocks} block(s) of /{}, too few for {nodes} nodes (each node gets one)",
+                    c.pod_cidr, c.block_size
+                ),
+            );
         }
         let router_addresses: BTreeMap<Ipv4Addr, &str> = t
             .routers()
@@ -556,6 +672,37 @@ fn router_path(t: &Topology, i: usize, field: &str) -> String {
         format!("leafs[{}].{field}", i - t.spines.len())
     }
 }
+
+/// Why `addr` is no host address of rack subnet `net`.
+fn not_a_host(addr: Ipv4Addr, net: Ipv4Net) -> String {
+    let net = net.trunc();
+    if !net.contains(&addr) {
+        format!("{addr} is outside rack subnet {net}")
+    } else if addr == net.broadcast() {
+        format!("{addr} is the broadcast address of rack subnet {net}")
+    } else {
+        format!("{addr} is the network address of rack subnet {net}")
+    }
+}
+
+/// Where a device is named in the file (`spines[0].name`, `racks[1].nodes[0].name`).
+fn device_path(t: &Topology, name: &str) -> String {
+    if let Some(i) = t.spines.iter().position(|r| r.name == name) {
+        return format!("spines[{i}].name");
+    }
+    if let Some(i) = t.leafs.iter().position(|r| r.name == name) {
+        return format!("leafs[{i}].name");
+    }
+    for (i, rack) in t.racks.iter().enumerate() {
+        if let Some(j) = rack.nodes.iter().position(|n| n.name == name) {
+            return format!("racks[{i}].nodes[{j}].name");
+        }
+    }
+    name.to_string()
+}
+
+/// The container-name suffix of the lab's fabric member.
+const FABRIC_CONTAINER: &str = "fabric";
 
 /// A usable host address of `net` (not its network or broadcast address).
 fn host_address_in(addr: Ipv4Addr, net: Ipv4Net) -> bool {
