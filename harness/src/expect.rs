@@ -224,6 +224,12 @@ pub fn path(t: &Topology, from: &Pod, to: &Pod) -> Option<ExpectedPath> {
             class: PathClass::SameRack,
             hops: vec![device(&from.node), device(&to.node)],
         }
+    } else if src_rack.leaf == dst_rack.leaf {
+        // Two racks of one leaf: the leaf routes between them.
+        ExpectedPath {
+            class: PathClass::CrossRack,
+            hops: vec![device(&from.node), device(&src_rack.leaf), device(&to.node)],
+        }
     } else {
         ExpectedPath {
             class: PathClass::CrossRack,

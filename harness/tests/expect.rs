@@ -140,3 +140,43 @@ fn protocol_names_give_their_peer() {
     );
     assert_eq!(expect::protocol_peer("static1"), None);
 }
+
+#[test]
+fn two_racks_of_one_leaf_route_through_that_leaf_and_no_spine() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/topologies/shared-leaf.yaml");
+    let t = Topology::load(&path).unwrap();
+    let calico = starting_resources(&t, CalicoState::Configured).unwrap();
+    let pods = pods(&t, &calico);
+    let pod = |name: &str| pods.iter().find(|p| p.name == name).unwrap();
+    let between = expect::path(
+        &t,
+        pod("shared-leaf-worker-pod1"),
+        pod("shared-leaf-worker2-pod1"),
+    )
+    .unwrap();
+    assert_eq!(between.class, PathClass::CrossRack);
+    assert_eq!(
+        between.hops,
+        [
+            Hop::Device("shared-leaf-worker".into()),
+            Hop::Device("leaf-a".into()),
+            Hop::Device("shared-leaf-worker2".into()),
+        ]
+    );
+    // rb's nodes reach ra's blocks through leaf-a's address on rb, rack-mates directly.
+    let routes = expect::routes(&t, &calico);
+    let w2 = &routes["shared-leaf-worker2"];
+    let via = |owner: &str| &w2.iter().find(|r| r.owner == owner).unwrap().via;
+    assert_eq!(via("shared-leaf-worker"), &Via::Hop(ip("10.30.2.1")));
+    assert_eq!(via("shared-leaf-worker3"), &Via::Hop(ip("10.30.2.11")));
+    assert_eq!(via("shared-leaf-worker4"), &Via::Hop(ip("10.30.2.1")));
+    // leaf-a holds both its racks' blocks directly, leaf-b's over both spines.
+    let leaf_a = &routes["leaf-a"];
+    let via = |owner: &str| &leaf_a.iter().find(|r| r.owner == owner).unwrap().via;
+    assert_eq!(via("shared-leaf-worker2"), &Via::Hop(ip("10.30.2.10")));
+    assert_eq!(
+        via("shared-leaf-worker4"),
+        &Via::Ecmp(BTreeSet::from([ip("10.31.1.2"), ip("10.31.2.2")]))
+    );
+}

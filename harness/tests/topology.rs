@@ -868,3 +868,24 @@ fn an_endless_or_huge_file_is_refused_before_it_fills_memory() {
     let err = Topology::load(&big).unwrap_err();
     assert!(err.to_string().contains("larger than 8 MiB"), "{err}");
 }
+
+#[test]
+fn a_peer_off_the_selected_nodes_rack_subnet_is_refused() {
+    // On a leaf serving two racks, rack rb's nodes must peer with the leaf's address
+    // on rb, not on ra: sessions are direct.
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/topologies/shared-leaf.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(Topology::from_yaml(&text, FILE).is_ok());
+    let broken = text.replacen(
+        "peerIP: 10.30.2.1, asNumber: 65201",
+        "peerIP: 10.30.1.1, asNumber: 65201",
+        1,
+    );
+    assert_ne!(broken, text);
+    assert_only_problem(
+        &broken,
+        "calico.bgpPeers[1].nodeSelector",
+        "selects shared-leaf-worker2 in rack rb (10.30.2.0/24), shared-leaf-worker3 in rack rb (10.30.2.0/24), whose subnet does not hold 10.30.1.1",
+    );
+}

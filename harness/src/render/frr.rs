@@ -15,6 +15,7 @@ pub fn frr_conf(t: &Topology, router: &str) -> String {
     };
     let mut neighbors = t.bgp_neighbors(router);
     neighbors.sort_by_key(|n| n.address);
+    let racks = super::served_racks(t, router);
     let mut lines = vec![
         format!(
             "! {} {}: rendered by calico-lab from topology '{}'",
@@ -37,6 +38,10 @@ pub fn frr_conf(t: &Topology, router: &str) -> String {
         // The spines have different AS numbers: without this there is no ECMP.
         " bgp bestpath as-path multipath-relax".into(),
     ];
+    if racks.len() > 1 {
+        // Reflected routes keep their next hop unless outbound policy may change it.
+        lines.push(" bgp route-reflector allow-outbound-policy".into());
+    }
     for n in &neighbors {
         lines.push(format!(" neighbor {} remote-as {}", n.address, n.asn));
         lines.push(format!(" neighbor {} description {}", n.address, n.device));
@@ -49,6 +54,15 @@ pub fn frr_conf(t: &Topology, router: &str) -> String {
     for n in neighbors.iter().filter(|n| n.rr_client) {
         lines.push(format!("  neighbor {} route-reflector-client", n.address));
         lines.push(format!("  neighbor {} next-hop-self", n.address));
+        if racks.len() > 1 {
+            if let Some((i, _)) = super::rack_of_node(t, &n.device) {
+                lines.push(format!(
+                    "  neighbor {} route-map {} out",
+                    n.address,
+                    super::rack_route_map(i)
+                ));
+            }
+        }
     }
     lines.extend([
         "  maximum-paths 16".into(),
@@ -57,5 +71,27 @@ pub fn frr_conf(t: &Topology, router: &str) -> String {
         "exit".into(),
         "!".into(),
     ]);
+    // A leaf serving several racks: routes whose next hop is on the client's own rack
+    // subnet go unchanged (same-rack traffic stays on the bridge); any other next hop
+    // (another rack's node, a spine) becomes the leaf's address on the client's rack.
+    if racks.len() > 1 {
+        for (i, rack) in &racks {
+            let list = super::rack_prefix_list(*i);
+            lines.push(format!(
+                "ip prefix-list {list} seq 5 permit {} le 32",
+                rack.subnet.trunc()
+            ));
+            let map = super::rack_route_map(*i);
+            lines.extend([
+                format!("route-map {map} permit 10"),
+                format!(" match ip next-hop prefix-list {list}"),
+                "exit".into(),
+                format!("route-map {map} permit 20"),
+                " set ip next-hop peer-address".into(),
+                "exit".into(),
+                "!".into(),
+            ]);
+        }
+    }
     lines.join("\n") + "\n"
 }

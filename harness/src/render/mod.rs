@@ -68,6 +68,40 @@ pub fn write_all(t: &Topology, out: &Path) -> crate::Result<Vec<PathBuf>> {
         .collect()
 }
 
+/// The racks a leaf serves, with their index in the topology.
+pub(crate) fn served_racks<'a>(
+    t: &'a Topology,
+    leaf: &str,
+) -> Vec<(usize, &'a crate::topology::Rack)> {
+    t.racks
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.leaf == leaf)
+        .collect()
+}
+
+/// The rack of a node, with its index in the topology.
+pub(crate) fn rack_of_node<'a>(
+    t: &'a Topology,
+    node: &str,
+) -> Option<(usize, &'a crate::topology::Rack)> {
+    t.racks
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.nodes.iter().any(|n| n.name == node))
+}
+
+/// The prefix list holding rack `i`'s subnet (names from indexes: rack names are
+/// free text).
+pub(crate) fn rack_prefix_list(i: usize) -> String {
+    format!("RACK{i}-SUBNET")
+}
+
+/// The outbound route map towards rack `i`'s nodes on a leaf serving several racks.
+pub(crate) fn rack_route_map(i: usize) -> String {
+    format!("RACK{i}-OUT")
+}
+
 /// A YAML scalar: plain where that is unambiguous, double-quoted otherwise.
 pub(crate) fn yaml_scalar(s: &str) -> String {
     let plain = !s.is_empty()

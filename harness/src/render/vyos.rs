@@ -24,6 +24,7 @@ pub fn vyos_config_boot(t: &Topology, router: &str) -> String {
     interfaces.sort_by_key(|i| natural_key(&i.name));
     let mut neighbors = t.bgp_neighbors(router);
     neighbors.sort_by_key(|n| n.address);
+    let racks = super::served_racks(t, router);
 
     let mut c = String::from("interfaces {\n");
     for i in &interfaces {
@@ -33,6 +34,26 @@ pub fn vyos_config_boot(t: &Topology, router: &str) -> String {
         );
     }
     c += "    loopback lo {\n    }\n}\n";
+    // A leaf serving several racks rewrites next hops from outside a client's rack
+    // subnet to itself (see the FRR render).
+    if racks.len() > 1 {
+        c += "policy {\n";
+        for (i, rack) in &racks {
+            c += &format!(
+                "    prefix-list {} {{\n        rule 5 {{\n            action \"permit\"\n            le \"32\"\n            prefix \"{}\"\n        }}\n    }}\n",
+                super::rack_prefix_list(*i),
+                rack.subnet.trunc()
+            );
+        }
+        for (i, _) in &racks {
+            c += &format!(
+                "    route-map {} {{\n        rule 10 {{\n            action \"permit\"\n            match {{\n                ip {{\n                    nexthop {{\n                        prefix-list \"{}\"\n                    }}\n                }}\n            }}\n        }}\n        rule 20 {{\n            action \"permit\"\n            set {{\n                ip-next-hop \"peer-address\"\n            }}\n        }}\n    }}\n",
+                super::rack_route_map(*i),
+                super::rack_prefix_list(*i)
+            );
+        }
+        c += "}\n";
+    }
     c += "protocols {\n    bgp {\n        address-family {\n            ipv4-unicast {\n";
     for net in t.announced_networks(router) {
         c += &format!("                network {net} {{\n                }}\n");
@@ -44,7 +65,14 @@ pub fn vyos_config_boot(t: &Topology, router: &str) -> String {
             n.address
         );
         if n.rr_client {
-            c += "                ipv4-unicast {\n                    nexthop-self\n                    route-reflector-client\n                }\n";
+            c += "                ipv4-unicast {\n                    nexthop-self\n";
+            if let Some((i, _)) = super::rack_of_node(t, &n.device).filter(|_| racks.len() > 1) {
+                c += &format!(
+                    "                    route-map {{\n                        export \"{}\"\n                    }}\n",
+                    super::rack_route_map(i)
+                );
+            }
+            c += "                    route-reflector-client\n                }\n";
         } else {
             c += "                ipv4-unicast\n";
         }
@@ -54,6 +82,9 @@ pub fn vyos_config_boot(t: &Topology, router: &str) -> String {
         );
     }
     c += "        parameters {\n            bestpath {\n                as-path {\n                    multipath-relax\n                }\n            }\n";
+    if racks.len() > 1 {
+        c += "            route-reflector-allow-outbound-policy\n";
+    }
     c += &format!("            router-id \"{}\"\n        }}\n", r.router_id);
     c += &format!("        system-as \"{}\"\n    }}\n}}\n", r.asn);
     c += "system {\n    config-management {\n        commit-revisions \"100\"\n    }\n";

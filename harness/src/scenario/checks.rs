@@ -220,7 +220,7 @@ pub async fn paths(lab: &Lab, class: PathClass) -> Checked {
                 report,
             ));
         }
-        if class == PathClass::CrossRack {
+        if want.hops.contains(&expect::Hop::AnySpine) {
             let leaf = before.get(1).cloned().unwrap_or_default();
             let entry = spines.entry(leaf.clone()).or_default();
             entry.0 += 1;

@@ -101,7 +101,7 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "cross_rack_path_crosses_one_spine",
-        proves: "cross-rack traffic goes node, leaf, one spine, leaf, node; from every leaf, every spine carries some pairs (ECMP)",
+        proves: "cross-rack traffic goes node, leaf, one spine, leaf, node (node, leaf, node between two racks of one leaf); from every leaf, every spine carries some pairs (ECMP)",
         check: |lab| Box::pin(checks::paths(lab, crate::expect::PathClass::CrossRack)),
     },
     Scenario {

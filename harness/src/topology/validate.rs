@@ -556,7 +556,7 @@ impl Checker {
                     .get(&peer.peer_ip)
                     .copied()
                     .filter(|r| t.rack_of_leaf(r).next().is_some());
-                self.node_selector(t, &at, text, leaf);
+                self.node_selector(t, &at, text, leaf, peer.peer_ip);
             }
             if peer.node.is_some() && peer.node_selector.is_some() {
                 self.report(at, "set node or nodeSelector, not both");
@@ -567,7 +567,14 @@ impl Checker {
 
     /// A selector must parse, and every node it selects must sit in a rack of the
     /// peer's leaf: the leaf has sessions configured for its racks' nodes only.
-    fn node_selector(&mut self, t: &Topology, at: &str, text: &str, leaf: Option<&str>) {
+    fn node_selector(
+        &mut self,
+        t: &Topology,
+        at: &str,
+        text: &str,
+        leaf: Option<&str>,
+        peer_ip: Ipv4Addr,
+    ) {
         let selector = match Selector::parse(text) {
             Ok(s) => s,
             Err(e) => return self.report(format!("{at}.nodeSelector"), e.to_string()),
@@ -596,6 +603,25 @@ impl Checker {
                     format!(
                         "'{text}' selects {}; {leaf} has sessions for its own racks' nodes only",
                         strays.join(", ")
+                    ),
+                );
+                return;
+            }
+            // Sessions are direct: the peer must sit on each selected node's rack subnet
+            // (a leaf serving several racks has one address per rack).
+            let off_subnet: Vec<String> = selected
+                .iter()
+                .filter(|(rack, _)| !rack.subnet.contains(&peer_ip))
+                .map(|(rack, node)| {
+                    format!("{} in rack {} ({})", node.name, rack.name, rack.subnet)
+                })
+                .collect();
+            if !off_subnet.is_empty() {
+                self.report(
+                    format!("{at}.nodeSelector"),
+                    format!(
+                        "'{text}' selects {}, whose subnet does not hold {peer_ip}; peer with the leaf's address on that rack",
+                        off_subnet.join(", ")
                     ),
                 );
             }
