@@ -263,15 +263,16 @@ async fn lab_calico_seed_sequence_moves_from_mesh_to_leaf_route_reflectors() {
         wrong
     })
     .await;
-    // Not programmed into the nodes' own kernel tables (kube-proxy owns service IPs).
-    let routes = lab
-        .exec(
-            &Target::Node(t.racks[0].nodes[0].name.clone()),
-            &["ip", "-4", "route"],
-        )
-        .await
-        .unwrap()
-        .stdout;
-    assert!(!routes.contains("blackhole 10.96.0.0/16"), "{routes}");
+    // Not programmed into any node's own kernel table (kube-proxy owns service IPs).
+    for (_, node) in t.nodes() {
+        let routes = lab.routes(&node.name).await.unwrap();
+        for cidr in services {
+            assert!(
+                !routes.contains_key(cidr),
+                "{}: {cidr} in {routes:?}",
+                node.name
+            );
+        }
+    }
     lab.down().await.unwrap();
 }

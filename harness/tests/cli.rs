@@ -191,8 +191,9 @@ fn lab_cli_run_passes_on_the_seed_and_writes_every_report() {
     for name in all {
         assert!(md.contains(name), "{name} not in the Markdown report");
     }
-    let (_, left, _) = calico_lab(&["status", "--name", &name]);
-    assert!(left.is_empty(), "the lab was torn down");
+    let (status, left, stderr) = calico_lab(&["status", "--name", &name]);
+    assert_eq!(status, 2, "the lab was torn down: {left}{stderr}");
+    assert!(stderr.contains("no lab named"), "{stderr}");
 }
 
 #[test]

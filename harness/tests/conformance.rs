@@ -111,10 +111,30 @@ fn every_case_in_the_suite_is_listed_and_passes() {
     }
 }
 
+/// Every case holds an expected file for each file the render writes, so no file
+/// of the render goes unchecked.
 #[test]
-fn files_are_named_as_calico_node_names_them() {
-    assert_eq!(
-        BirdFiles::NAMES,
-        ["bird.cfg", "bird_aggr.cfg", "bird_ipam.cfg"]
-    );
+fn every_rendered_file_has_its_expected_file_in_every_case() {
+    let root = suite();
+    let mut checked = 0;
+    for group in std::fs::read_dir(&root).unwrap() {
+        for case in std::fs::read_dir(group.unwrap().path())
+            .into_iter()
+            .flatten()
+        {
+            let case = case.unwrap().path();
+            if !case.join("input.yaml").exists() {
+                continue;
+            }
+            for name in BirdFiles::NAMES {
+                assert!(
+                    case.join(format!("expected-{name}")).exists(),
+                    "{}: no expected-{name}",
+                    case.display()
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 0);
 }

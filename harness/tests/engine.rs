@@ -154,9 +154,19 @@ fn keep_policy_parses_its_three_values_only() {
 }
 
 #[test]
-fn image_tag_is_a_stable_hash_of_the_recipe() {
+fn image_tag_is_a_hash_of_the_recipe_and_changes_with_it() {
+    use calico_lab::backend::image::{recipe_tag, DEBIAN_SUITE, FILES, PACKAGES};
     let tag = image_tag();
-    assert_eq!(tag, image_tag());
+    assert_eq!(tag, recipe_tag(DEBIAN_SUITE, PACKAGES, FILES));
+    let mut more = PACKAGES.to_vec();
+    more.push("curl");
+    for other in [
+        recipe_tag("trixie", PACKAGES, FILES),
+        recipe_tag(DEBIAN_SUITE, &more, FILES),
+        recipe_tag(DEBIAN_SUITE, PACKAGES, &[("etc/frr/daemons", "bgpd=no\n")]),
+    ] {
+        assert_ne!(other, tag, "a changed recipe keeps the tag");
+    }
     let (repo, hash) = tag.split_once(':').unwrap();
     assert_eq!(repo, "calico-lab/emulated");
     assert_eq!(hash.len(), 12);

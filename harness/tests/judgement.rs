@@ -427,3 +427,29 @@ async fn a_recording_replays_what_was_recorded_and_refuses_the_rest() {
         .unwrap_err();
     assert!(err.to_string().contains("nothing recorded"), "{err}");
 }
+
+#[tokio::test]
+async fn a_service_cidr_installed_on_a_node_fails_service_advertisement() {
+    let broken = edit(healthy(), Target::Node(NODE.into()), ROUTES, |text| {
+        let mut routes: serde_json::Value = serde_json::from_str(text).unwrap();
+        routes.as_array_mut().unwrap().push(serde_json::json!({
+            "dst": "10.96.0.0/16", "type": "blackhole", "protocol": "bird", "flags": []
+        }));
+        routes.to_string()
+    });
+    let outcome = run(broken, "service_cidrs_advertised").await;
+    match failure(&outcome) {
+        Diagnosis::ExtraRoute {
+            role,
+            device,
+            prefix,
+            found,
+        } => {
+            assert_eq!(*role, Role::Node);
+            assert_eq!(device, NODE);
+            assert_eq!(prefix.to_string(), "10.96.0.0/16");
+            assert_eq!(found, "a blackhole");
+        }
+        other => panic!("{other}"),
+    }
+}

@@ -191,7 +191,14 @@ fn lab_panicking_test_leaves_no_container() {
         })
     })
     .join();
-    assert!(result.is_err(), "the test body panicked");
+    // It panicked where the test meant it to: with the lab up.
+    let payload = result.expect_err("the test body panicked");
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    assert_eq!(message, "a scenario fails while its lab is up");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     assert!(
         runtime.block_on(containers_of_lab(&name)).is_empty(),

@@ -4,7 +4,7 @@
 
 use calico_lab::diagnosis::Diagnosis;
 use calico_lab::scenario;
-use calico_lab::Target;
+use calico_lab::{PathClass, Target};
 use calico_lab_scenarios::{owned_lab, OwnedLab};
 use rstest::rstest;
 
@@ -95,4 +95,218 @@ async fn wrong_peer_as_on_a_leaf_is_diagnosed_as_no_session(#[future(awt)] owned
         assert!(dir.join(&node.name).join(file).exists(), "{file}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Runs a vtysh configuration on a router and insists it worked.
+async fn configure(lab: &OwnedLab, router: &str, lines: &[&str]) {
+    let mut cmd = vec!["vtysh", "-c", "configure terminal"];
+    for line in lines {
+        cmd.extend(["-c", line]);
+    }
+    let out = lab
+        .exec(&Target::Router(router.into()), &cmd)
+        .await
+        .unwrap();
+    assert!(out.success(), "{out:?}");
+}
+
+/// Polls until `done` holds (a broken lab settles), at most 30 s.
+async fn settle<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while !done().await {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{what} did not happen"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[rstest]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_withdrawn_block_is_route_missing_on_the_first_leaf(#[future(awt)] owned_lab: OwnedLab) {
+    let lab = owned_lab;
+    let t = lab.topology().clone();
+    let last_rack = t.racks.last().unwrap();
+    let node = last_rack.nodes.last().unwrap().name.clone();
+    // The block's static protocol (bird_aggr.cfg) stops: BIRD withdraws the block.
+    let out = lab.birdc(&node, &["disable", "static1"]).await.unwrap();
+    assert!(out.stdout.contains("disabled"), "{out:?}");
+    let first_leaf = t.leafs[0].name.clone();
+    let block = calico_lab::expect::blocks(&t, lab.calico())
+        .into_iter()
+        .find(|(owner, _)| owner == &node)
+        .unwrap()
+        .1;
+    settle("the block leaves the first leaf", || async {
+        !lab.routes(&first_leaf)
+            .await
+            .unwrap()
+            .contains_key(&block.to_string())
+    })
+    .await;
+    let routes = scenario::find("routes_match_topology").unwrap();
+    let outcome = scenario::run(&lab, routes).await;
+    match outcome.failure.expect("fails").diagnosis {
+        Diagnosis::RouteMissing {
+            device,
+            prefix,
+            found,
+            ..
+        } => {
+            assert_eq!(device, first_leaf);
+            assert_eq!(prefix, block);
+            assert_eq!(found, "no route");
+        }
+        other => panic!("{other}"),
+    }
+    let _ = std::fs::remove_dir_all(outcome.artifacts.unwrap());
+}
+
+#[rstest]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pod_interface_down_is_ping_failed_for_that_pair(#[future(awt)] owned_lab: OwnedLab) {
+    let lab = owned_lab;
+    let (from, to) = lab.pod_pairs(PathClass::SameHost)[0].clone();
+    let veth = calico_lab::calico::emulated::veth_name(&to.name);
+    let out = lab
+        .exec(
+            &Target::Node(to.node.clone()),
+            &["ip", "link", "set", &veth, "down"],
+        )
+        .await
+        .unwrap();
+    assert!(out.success(), "{out:?}");
+    let pings = scenario::find("same_host_ping").unwrap();
+    let outcome = scenario::run(&lab, pings).await;
+    match outcome.failure.expect("fails").diagnosis {
+        Diagnosis::PingFailed {
+            from: f,
+            to: t,
+            summary,
+            ..
+        } => {
+            assert_eq!(f, from.name);
+            assert_eq!(t, to.name);
+            assert_eq!(summary, "0/3 received");
+        }
+        other => panic!("{other}"),
+    }
+    let _ = std::fs::remove_dir_all(outcome.artifacts.unwrap());
+}
+
+#[rstest]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leaf_forced_through_one_spine_is_diagnosed_on_that_leaf(
+    #[future(awt)] owned_lab: OwnedLab,
+) {
+    let lab = owned_lab;
+    let t = lab.topology().clone();
+    let leaf = t.leafs[0].clone();
+    configure(
+        &lab,
+        &leaf.name,
+        &[
+            &format!("router bgp {}", leaf.asn),
+            "address-family ipv4 unicast",
+            "maximum-paths 1",
+        ],
+    )
+    .await;
+    let remote = calico_lab::expect::blocks(&t, lab.calico())
+        .into_iter()
+        .find(|(owner, _)| {
+            t.nodes()
+                .any(|(r, n)| &n.name == owner && r.leaf != leaf.name)
+        })
+        .unwrap()
+        .1;
+    settle("one next hop left on the leaf", || async {
+        lab.routes(&leaf.name)
+            .await
+            .unwrap()
+            .get(&remote.to_string())
+            .is_some_and(|r| r.gateways.len() == 1)
+    })
+    .await;
+    let paths = scenario::find("cross_rack_path_crosses_one_spine").unwrap();
+    let outcome = scenario::run(&lab, paths).await;
+    let failure = outcome.failure.expect("fails");
+    // The traces show no ECMP from that leaf; the first broken link is its routes.
+    assert!(
+        failure.detail.starts_with("path differs: "),
+        "{}",
+        failure.detail
+    );
+    assert!(
+        failure.detail.contains(&format!("from {}", leaf.name)),
+        "{}",
+        failure.detail
+    );
+    match failure.diagnosis {
+        Diagnosis::RouteMissing { device, found, .. } => {
+            assert_eq!(device, leaf.name);
+            assert!(!found.contains(" and ") && !found.contains(','), "{found}");
+        }
+        other => panic!("{other}"),
+    }
+    let _ = std::fs::remove_dir_all(outcome.artifacts.unwrap());
+}
+
+#[rstest]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mesh_the_calico_objects_do_not_ask_for_is_mesh_differs(
+    #[future(awt)] owned_lab: OwnedLab,
+) {
+    let lab = owned_lab;
+    let t = lab.topology().clone();
+    let node = t.racks[0].nodes[0].name.clone();
+    // BIRD on one node runs the full mesh behind the cluster's back.
+    let mut mesh = lab.calico().clone();
+    mesh.apply(
+        calico_lab::calico::resources::parse(
+            "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {nodeToNodeMeshEnabled: true}\n",
+            "mesh-on",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let files = calico_lab::calico::bird::upstream(
+        &calico_lab::calico::confd::render(&mesh, &node).unwrap(),
+    );
+    let (_, bird_cfg) = files
+        .files()
+        .into_iter()
+        .find(|(n, _)| *n == "bird.cfg")
+        .unwrap();
+    let write = format!(
+        "cat > {}/bird.cfg <<'CALICO_LAB_EOF'\n{bird_cfg}\nCALICO_LAB_EOF",
+        calico_lab::calico::bird::CONFIG_DIR
+    );
+    let out = lab
+        .exec(&Target::Node(node.clone()), &["sh", "-c", &write])
+        .await
+        .unwrap();
+    assert!(out.success(), "{out:?}");
+    let out = lab.birdc(&node, &["configure"]).await.unwrap();
+    assert!(out.stdout.contains("Reconfigur"), "{out:?}");
+    let mesh_scenario = scenario::find("no_node_to_node_mesh").unwrap();
+    let outcome = scenario::run(&lab, mesh_scenario).await;
+    match outcome.failure.expect("fails").diagnosis {
+        Diagnosis::MeshDiffers {
+            node: n,
+            running,
+            wanted,
+        } => {
+            assert_eq!(n, node);
+            assert_eq!(running.len(), t.nodes().count() - 1, "{running:?}");
+            assert_eq!(wanted, 0);
+        }
+        other => panic!("{other}"),
+    }
+    let _ = std::fs::remove_dir_all(outcome.artifacts.unwrap());
 }

@@ -38,16 +38,22 @@ frr_profile=\"datacenter\"
 ";
 
 /// Files written on top of the installed packages.
-const FILES: &[(&str, &str)] = &[("etc/frr/daemons", FRR_DAEMONS)];
+pub const FILES: &[(&str, &str)] = &[("etc/frr/daemons", FRR_DAEMONS)];
 
 /// `calico-lab/emulated:<hash of the recipe>`.
 pub fn image_tag() -> String {
+    recipe_tag(DEBIAN_SUITE, PACKAGES, FILES)
+}
+
+/// The tag of an image built from `suite`, `packages` and `files`: any change to
+/// them (or to the recipe's revision) is another tag, so a stale image is never used.
+pub fn recipe_tag(suite: &str, packages: &[&str], files: &[(&str, &str)]) -> String {
     let mut hash = Sha256::new();
-    hash.update(format!("{RECIPE_REVISION}\n{DEBIAN_SUITE}\n"));
-    for package in PACKAGES {
+    hash.update(format!("{RECIPE_REVISION}\n{suite}\n"));
+    for package in packages {
         hash.update(format!("package {package}\n"));
     }
-    for (path, contents) in FILES {
+    for (path, contents) in files {
         hash.update(format!("file {path}\n{contents}\n"));
     }
     format!(

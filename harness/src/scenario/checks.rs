@@ -412,5 +412,25 @@ pub async fn service_cidrs_advertised(lab: &Lab) -> Checked {
             );
         }
     }
+    // Calico advertises them but programs none on the nodes (kube-proxy owns them).
+    for (_, node) in t.nodes() {
+        let routes = observe::routes(lab, &node.name)
+            .await
+            .map_err(observation)?;
+        for cidr in &cidrs {
+            if let Some(route) = routes.get(&cidr.to_string()) {
+                return Err(Failure::new(
+                    Diagnosis::ExtraRoute {
+                        role: Role::Node,
+                        device: node.name.clone(),
+                        prefix: *cidr,
+                        found: check::describe_route(Some(route)),
+                    },
+                    "service CIDRs are advertised, never installed on the nodes",
+                ));
+            }
+        }
+    }
+    let _ = writeln!(report, "no node's kernel table holds a service CIDR");
     Ok(Pass::Report(report))
 }

@@ -111,7 +111,7 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "service_cidrs_advertised",
-        proves: "the service CIDRs reach every leaf from every node of its racks, and every spine, as valid installed paths",
+        proves: "the service CIDRs reach every leaf from every node of its racks, and every spine, as valid installed paths; no node installs them in its kernel table",
         check: |lab| Box::pin(checks::service_cidrs_advertised(lab)),
     },
 ];
