@@ -14,6 +14,9 @@ use calico_lab::calico::resources::{load, parse, Resource};
 use calico_lab::calico::Resources;
 use calico_lab::Topology;
 
+/// The version the seed runs and these tests render for.
+const V: calico_lab::calico::CalicoVersion = calico_lab::calico::CalicoVersion::SEED;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -219,11 +222,11 @@ fn asn_fallbacks_route_reflection_and_passive_side() {
     };
     assert!(matches!(entries[0].outcome, MeshOutcome::Ourselves));
     assert!(matches!(entries[2].outcome, MeshOutcome::RouteReflector(ref id) if id == "1.1.1.1"));
-    let a = render(&r, "a").unwrap().bird;
+    let a = render(&r, "a", V).unwrap().bird;
     assert!(a.contains("neighbor 10.0.0.2 as 65001;\n  source address 10.0.0.1;  # The local address we use for the TCP connection\n  passive on;"), "{a}");
     // The reflector's same-AS clients get `rr client`.
     let rr = cluster(&format!("{NODES}---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: p}}\nspec: {{nodeSelector: all(), peerSelector: has(rr)}}\n"));
-    let c_cfg = render(&rr, "c").unwrap().bird;
+    let c_cfg = render(&rr, "c", V).unwrap().bird;
     assert!(c_cfg.contains("protocol bgp Node_10_0_0_1 from bgp_template {\n  neighbor 10.0.0.1 as 64512;\n  source address 10.0.0.3;  # The local address we use for the TCP connection\n  rr client;\n  rr cluster id 1.1.1.1;"), "{c_cfg}");
     assert!(!c_cfg.contains("Node_10_0_0_2 from bgp_template {\n  neighbor 10.0.0.2 as 65001;\n  source address 10.0.0.3;  # The local address we use for the TCP connection\n  rr client"), "different AS: no rr client");
 }
@@ -249,8 +252,8 @@ fn seed_steps_give_the_topologys_configuration() {
     by_steps.block_affinities = configured.block_affinities.clone();
     for (_, node) in t.nodes() {
         assert_eq!(
-            render(&by_steps, &node.name).unwrap(),
-            render(&configured, &node.name).unwrap(),
+            render(&by_steps, &node.name, V).unwrap(),
+            render(&configured, &node.name, V).unwrap(),
             "{}",
             node.name
         );
@@ -292,7 +295,7 @@ fn seed_bird_files_match_golden_and_bird_accepts_them() {
     let golden = root().join("fixtures/golden/calico-bgp-rr/bird");
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     for (_, node) in t.nodes() {
-        let files = upstream(&render(&r, &node.name).unwrap());
+        let files = upstream(&render(&r, &node.name, V).unwrap());
         let dir = golden.join(&node.name);
         for (name, text) in files.files() {
             let path = dir.join(name);
@@ -318,7 +321,7 @@ fn seed_bird_files_match_golden_and_bird_accepts_them() {
 fn upstream_bird_rejects_calicos_fork_syntax_only() {
     let t = seed();
     let r = starting_resources(&t, CalicoState::Configured).unwrap();
-    let exact = render(&r, "calico-bgp-rr-worker").unwrap();
+    let exact = render(&r, "calico-bgp-rr-worker", V).unwrap();
     let dir = tempfile::tempdir().unwrap();
     for (name, text) in exact.files() {
         std::fs::write(dir.path().join(name), text).unwrap();

@@ -402,3 +402,23 @@ fn down_of_a_lab_that_does_not_exist_says_so() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("no container found"), "{stdout}");
 }
+
+#[test]
+fn confd_refuses_an_unsupported_calico_version_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let (code, _, stderr) = calico_lab(&[
+        "confd",
+        "--calico-version",
+        "v3.22.0",
+        "--node",
+        "n",
+        "--out",
+        out,
+        "/dev/null",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("v3.23.0 to v3.32.x"), "{stderr}");
+    let (code, _, stderr) = calico_lab(&["run", "--topology", "/nonexistent", "--wait", "5"]);
+    assert_eq!(code, 2, "{stderr}");
+}

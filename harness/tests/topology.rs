@@ -889,3 +889,16 @@ fn a_peer_off_the_selected_nodes_rack_subnet_is_refused() {
         "selects shared-leaf-worker2 in rack rb (10.30.2.0/24), shared-leaf-worker3 in rack rb (10.30.2.0/24), whose subnet does not hold 10.30.1.1",
     );
 }
+
+#[test]
+fn an_unsupported_calico_version_is_refused_naming_the_range() {
+    for version in ["v3.22.0", "v4.0.0", "latest"] {
+        assert_only_problem(
+            &mutate("version: v3.23.2", &format!("version: {version}")),
+            "calico.version",
+            "supported: v3.23.0 to v3.32.x",
+        );
+    }
+    let t = Topology::from_yaml(&mutate("version: v3.23.2", "version: v3.32.1"), FILE).unwrap();
+    assert_eq!(t.calico_version().to_string(), "v3.32.1");
+}

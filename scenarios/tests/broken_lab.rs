@@ -276,7 +276,7 @@ async fn a_mesh_the_calico_objects_do_not_ask_for_is_mesh_differs(
     )
     .unwrap();
     let files = calico_lab::calico::bird::upstream(
-        &calico_lab::calico::confd::render(&mesh, &node).unwrap(),
+        &calico_lab::calico::confd::render(&mesh, &node, t.calico_version()).unwrap(),
     );
     let (_, bird_cfg) = files
         .files()

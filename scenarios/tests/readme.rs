@@ -1,4 +1,5 @@
-//! The README's "Write your own scenario" example is `own_scenario.rs`, verbatim.
+//! The README's "Write your own scenario" example is `own_scenario.rs`, verbatim: it
+//! compiles and passes as a test, so the README cannot rot.
 
 #[test]
 fn readme_shows_the_own_scenario_test_verbatim() {

@@ -184,7 +184,7 @@ impl Emulated {
         }
         backend.pods = emulated::pods(topology, &calico);
         for (_, node) in topology.nodes() {
-            let files = render_node(&calico, &node.name)?;
+            let files = render_node(topology, &calico, &node.name)?;
             backend.bird_files.insert(node.name.clone(), files);
         }
         Ok((backend, calico))
@@ -248,7 +248,12 @@ impl Emulated {
             .members
             .iter()
             .filter(|m| m.role == MemberRole::Node)
-            .map(|m| Ok((m.device.clone(), render_node(calico, &m.device)?)))
+            .map(|m| {
+                Ok((
+                    m.device.clone(),
+                    render_node(&self.topology, calico, &m.device)?,
+                ))
+            })
             .collect::<Result<BTreeMap<_, _>>>()?;
         let this = &*self;
         let nodes = self.members.iter().filter(|m| m.role == MemberRole::Node);
@@ -435,10 +440,10 @@ impl Emulated {
 }
 
 /// The node's BIRD files as calico-node would write them, adapted for upstream BIRD.
-fn render_node(calico: &Resources, node: &str) -> Result<BirdFiles> {
-    Ok(upstream(
-        &render(calico, node).map_err(crate::calico::CalicoError::from)?,
-    ))
+fn render_node(t: &Topology, calico: &Resources, node: &str) -> Result<BirdFiles> {
+    let files =
+        render(calico, node, t.calico_version()).map_err(crate::calico::CalicoError::from)?;
+    Ok(upstream(&files))
 }
 
 fn parent(path: &str) -> &str {
@@ -530,7 +535,7 @@ impl Backend for Emulated {
     ) -> Result<Vec<String>> {
         let mut changed = BTreeMap::new();
         for (_, node) in self.topology.nodes() {
-            let files = render_node(next, &node.name)?;
+            let files = render_node(&self.topology, next, &node.name)?;
             if self.bird_files.get(&node.name) != Some(&files) {
                 changed.insert(node.name.clone(), files);
             }

@@ -1,5 +1,6 @@
-//! What calico-node v3.23's confd writes for BIRD (IPv4): `bird.cfg`, `bird_aggr.cfg`
-//! and `bird_ipam.cfg`, statement for statement, Calico's BIRD fork syntax included.
+//! What calico-node's confd writes for BIRD (IPv4): `bird.cfg`, `bird_aggr.cfg` and
+//! `bird_ipam.cfg`, statement for statement, Calico's BIRD fork syntax included; the
+//! differences between versions are asked of [`CalicoVersion`].
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -9,6 +10,7 @@ use ipnet::IpNet;
 use super::ipam::node_blocks;
 use super::peers::{passive, resolve, Cluster, Mesh, MeshOutcome, NodeInfo, Peer};
 use super::resources::{EncapMode, Resources, SourceAddress};
+use super::version::CalicoVersion;
 
 /// The three files, named as calico-node names them in /etc/calico/confd/config/.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,16 +42,21 @@ pub enum ConfdError {
     UnknownCommunity { cidr: String, name: String },
 }
 
-/// Renders the node's files from the cluster's resources.
-pub fn render(resources: &Resources, node: &str) -> Result<BirdFiles, ConfdError> {
+/// Renders the node's files from the cluster's resources, as calico-node `version`
+/// writes them.
+pub fn render(
+    resources: &Resources,
+    node: &str,
+    version: CalicoVersion,
+) -> Result<BirdFiles, ConfdError> {
     let cluster = Cluster::new(resources);
     let Some(me) = cluster.nodes.get(node) else {
         let known: Vec<&str> = cluster.nodes.keys().map(String::as_str).collect();
         return Err(ConfdError::UnknownNode(node.into(), known.join(", ")));
     };
     Ok(BirdFiles {
-        bird: bird_cfg(&cluster, me)?,
-        aggr: aggr_cfg(resources, node),
+        bird: bird_cfg(&cluster, me, version)?,
+        aggr: aggr_cfg(resources, node, version),
         ipam: ipam_cfg(&cluster, me),
     })
 }
@@ -159,7 +166,11 @@ protocol kernel {
 protocol device {
 "#;
 
-fn bird_cfg(cluster: &Cluster, me: &NodeInfo) -> Result<String, ConfdError> {
+fn bird_cfg(
+    cluster: &Cluster,
+    me: &NodeInfo,
+    version: CalicoVersion,
+) -> Result<String, ConfdError> {
     let debug = debug_line(cluster, &me.name);
     let debug = debug.map(|d| format!("{d}\n")).unwrap_or_default();
     let mut out = apply_communities(cluster, &me.name)?;
@@ -218,9 +229,14 @@ fn bird_cfg(cluster: &Cluster, me: &NodeInfo) -> Result<String, ConfdError> {
         out.push_str("}\n");
     }
 
+    let template_multihop = if version.ttl_security_per_peer() {
+        ""
+    } else {
+        "  multihop;\n"
+    };
     let _ = write!(
         out,
-        "\n\n# Template for all BGP clients\ntemplate bgp bgp_template {{\n{debug}  description \"Connection to BGP peer\";\n  local as {};\n  multihop;\n  gateway recursive; # This should be the default, but just in case.\n  import all;        # Import all routes, since we don't know what the upstream\n                     # topology is and therefore have to trust the ToR/RR.\n  export filter calico_export_to_bgp_peers;  # Only want to export routes for workloads.\n  add paths on;\n  graceful restart;  # See comment in kernel section about graceful restart.\n  connect delay time 2;\n  connect retry time 5;\n  error wait time 5,30;\n}}\n",
+        "\n\n# Template for all BGP clients\ntemplate bgp bgp_template {{\n{debug}  description \"Connection to BGP peer\";\n  local as {};\n{template_multihop}  gateway recursive; # This should be the default, but just in case.\n  import all;        # Import all routes, since we don't know what the upstream\n                     # topology is and therefore have to trust the ToR/RR.\n  export filter calico_export_to_bgp_peers;  # Only want to export routes for workloads.\n  add paths on;\n  graceful restart;  # See comment in kernel section about graceful restart.\n  connect delay time 2;\n  connect retry time 5;\n  error wait time 5,30;\n}}\n",
         me.asn
     );
 
@@ -249,7 +265,7 @@ fn bird_cfg(cluster: &Cluster, me: &NodeInfo) -> Result<String, ConfdError> {
                             e.ip, e.node
                         );
                     }
-                    MeshOutcome::Peer(p) => out.push_str(&protocol(p, me, ip)),
+                    MeshOutcome::Peer(p) => out.push_str(&protocol(p, me, ip, version)),
                 }
             }
         }
@@ -279,7 +295,7 @@ fn bird_cfg(cluster: &Cluster, me: &NodeInfo) -> Result<String, ConfdError> {
                 Some(why) => {
                     let _ = writeln!(out, "# {why}");
                 }
-                None => out.push_str(&protocol(p, me, ip)),
+                None => out.push_str(&protocol(p, me, ip, version)),
             }
         }
     }
@@ -294,9 +310,19 @@ fn no_peers() -> super::peers::NodePeers {
     }
 }
 
-/// One `protocol bgp` block.
-fn protocol(p: &Peer, me: &NodeInfo, my_ip: std::net::Ipv4Addr) -> String {
+/// One `protocol bgp` block, statements in the template's order.
+fn protocol(p: &Peer, me: &NodeInfo, my_ip: std::net::Ipv4Addr, version: CalicoVersion) -> String {
+    let mesh = p.kind == super::peers::PeerType::Mesh;
     let mut out = format!("protocol bgp {} from bgp_template {{\n", p.protocol_name());
+    if version.ttl_security_per_peer() {
+        match (mesh, p.ttl_security) {
+            (true, _) => out.push_str("  multihop;\n  ttl security off;\n"),
+            (false, Some(hops)) => {
+                let _ = writeln!(out, "  ttl security on;\n  multihop {hops};");
+            }
+            (false, None) => out.push_str("  ttl security off;\n  multihop;\n"),
+        }
+    }
     let port = p
         .port
         .map(|port| format!(" port {port}"))
@@ -307,6 +333,14 @@ fn protocol(p: &Peer, me: &NodeInfo, my_ip: std::net::Ipv4Addr) -> String {
             out,
             "  source address {my_ip};  # The local address we use for the TCP connection"
         );
+    }
+    if passive(p, my_ip) {
+        let why = if mesh {
+            "Mesh is unidirectional"
+        } else {
+            "Peering is unidirectional"
+        };
+        let _ = writeln!(out, "  passive on; # {why}, peer will connect to us.");
     }
     if let Some(t) = p.restart_time {
         let _ = writeln!(out, "  graceful restart time {t};");
@@ -324,20 +358,15 @@ fn protocol(p: &Peer, me: &NodeInfo, my_ip: std::net::Ipv4Addr) -> String {
     if let Some(n) = p.allow_local_as {
         let _ = writeln!(out, "  allow local as {n};");
     }
-    if passive(p, my_ip) {
-        let why = if p.kind == super::peers::PeerType::Mesh {
-            "Mesh is unidirectional"
-        } else {
-            "Peering is unidirectional"
-        };
-        let _ = writeln!(out, "  passive on; # {why}, peer will connect to us.");
-    }
     out.push_str("}\n");
     out
 }
 
-fn aggr_cfg(resources: &Resources, node: &str) -> String {
-    let blocks = node_blocks(resources, node);
+fn aggr_cfg(resources: &Resources, node: &str, version: CalicoVersion) -> String {
+    let mut blocks = node_blocks(resources, node);
+    if version.skips_pending_blocks() {
+        blocks.retain(|b| b.state != "pending");
+    }
     let mut out =
         String::from("# Generated by confd\n\nprotocol static {\n   # IP blocks for this host.\n");
     // v3.23 writes no blackhole for /32 blocks (Calico's confd test data).
@@ -414,35 +443,43 @@ fn ipam_cfg(cluster: &Cluster, me: &NodeInfo) -> String {
             let _ = writeln!(out, "  if ( net ~ {s} ) then {{ reject; }}");
         }
     }
-    for (key, p) in &pools {
-        let _ = writeln!(out, "\n  if ( net ~ {} ) then {{", cidr(key));
-        match p.ipip_mode {
-            EncapMode::Never => out.push_str("    krt_tunnel = \"\";\n"),
-            EncapMode::Always => out.push_str("    krt_tunnel = \"tunl0\";\n"),
-            // Same subnet: no tunnel; across subnets: IPIP.
-            EncapMode::CrossSubnet => match me.ipv4 {
-                Some(net) => {
-                    let _ = writeln!(
-                        out,
-                        "    if defined(bgp_next_hop) && ( bgp_next_hop ~ {} ) then krt_tunnel = \"\"; else krt_tunnel = \"tunl0\";",
-                        net.trunc()
-                    );
-                }
-                None => out.push_str("    krt_tunnel = \"tunl0\";\n"),
-            },
+    // Pools are written only once the node has an IPv4 address (`network_v4`).
+    if let Some(network) = me.ipv4 {
+        for (key, p) in &pools {
+            let _ = writeln!(out, "\n  if ( net ~ {} ) then {{", cidr(key));
+            let tunnel = if p.ipip_mode == EncapMode::Never {
+                ""
+            } else {
+                "tunl0"
+            };
+            if p.vxlan_mode != EncapMode::Never {
+                out.push_str("    # Don't program VXLAN routes into the kernel - these are handled by Felix.\n    reject;\n  }\n");
+                continue;
+            }
+            if p.ipip_mode == EncapMode::CrossSubnet {
+                // Same subnet: no tunnel; across subnets: IPIP.
+                let _ = writeln!(
+                    out,
+                    "    if defined(bgp_next_hop) && ( bgp_next_hop ~ {} ) then\n      krt_tunnel = \"\";\n    else\n      krt_tunnel = \"{tunnel}\";",
+                    network.trunc()
+                );
+            } else {
+                let _ = writeln!(out, "    krt_tunnel = \"{tunnel}\";");
+            }
+            out.push_str("    accept;\n  }\n");
         }
-        out.push_str("    accept;\n  }\n");
     }
     out.push_str("\n  accept;\n}\n");
     out
 }
 
-/// Calico's comparison rule for its confd test outputs: comments (`#` to end of line)
-/// and blank lines removed, runs of whitespace collapsed.
+/// The tokens of a BIRD file, comments (`#` to end of line) removed: BIRD's grammar
+/// ignores whitespace and line breaks, so two files with equal tokens configure the
+/// same thing.
 pub fn normalize(text: &str) -> Vec<String> {
     text.lines()
         .map(|l| l.split('#').next().unwrap_or_default())
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .filter(|l| !l.is_empty())
+        .flat_map(str::split_whitespace)
+        .map(String::from)
         .collect()
 }

@@ -2,7 +2,7 @@
 //!
 //! `resources` parses what `calicoctl apply` takes, `selector` is Calico's label
 //! selector language, `peers` resolves BGP peerings as confd does, `ipam` hands out
-//! blocks and pod addresses, `confd` renders exactly what calico-node v3.23 writes and
+//! blocks and pod addresses, `confd` renders exactly what calico-node writes (`version` says how versions differ) and
 //! `bird` adapts that for upstream BIRD 1.6.
 
 pub mod bird;
@@ -12,5 +12,7 @@ pub mod ipam;
 pub mod peers;
 pub mod resources;
 pub mod selector;
+pub mod version;
 
 pub use resources::{CalicoError, Resources};
+pub use version::CalicoVersion;

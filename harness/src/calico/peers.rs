@@ -170,6 +170,8 @@ pub struct Peer {
     pub keep_next_hop: bool,
     pub allow_local_as: Option<u32>,
     pub restart_time: Option<u64>,
+    /// GTSM hop limit (`ttlSecurity`).
+    pub ttl_security: Option<u8>,
     /// Why the protocol is not written (`None`: it is).
     pub skip: Option<String>,
 }
@@ -216,6 +218,7 @@ pub fn resolve(cluster: &Cluster, node: &str) -> Option<NodePeers> {
                             keep_next_hop: false,
                             allow_local_as: None,
                             restart_time: None,
+                            ttl_security: None,
                             skip: None,
                         })
                     };
@@ -298,6 +301,7 @@ fn peerings(cluster: &Cluster, spec: &BgpPeerSpec) -> Vec<(Local, Peer)> {
             .max_restart_time
             .as_deref()
             .and_then(|d| go_duration_seconds(d).ok()),
+        ttl_security: spec.ttl_security.filter(|t| *t > 0),
         skip: None,
     };
     let locals: Vec<Local> = if let Some(node) = &spec.node {

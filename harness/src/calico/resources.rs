@@ -170,6 +170,8 @@ pub struct BgpPeerSpec {
     pub max_restart_time: Option<String>,
     #[serde(rename = "numAllowedLocalASNumbers")]
     pub num_allowed_local_as_numbers: Option<u32>,
+    /// GTSM: the most hops away the peer may be (v3.25 on).
+    pub ttl_security: Option<u8>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -4,11 +4,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use calico_lab::calico::{self, confd, CalicoError, Resources};
+use calico_lab::calico::{self, confd, CalicoError, CalicoVersion, Resources};
 use calico_lab::Error;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The calico-node version whose output to reproduce (v3.23.0 to v3.32.x).
+    #[arg(long, default_value = "v3.23.2")]
+    calico_version: CalicoVersion,
     /// The Calico Node to render for.
     #[arg(long)]
     node: String,
@@ -30,8 +33,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .apply(calico::resources::load(file).map_err(Error::from)?)
             .map_err(Error::from)?;
     }
-    let mut bird =
-        confd::render(&resources, &args.node).map_err(|e| Error::from(CalicoError::from(e)))?;
+    let mut bird = confd::render(&resources, &args.node, args.calico_version)
+        .map_err(|e| Error::from(CalicoError::from(e)))?;
     if args.upstream_bird {
         bird = calico::bird::upstream(&bird);
     }

@@ -70,8 +70,8 @@ pub enum Command {
     Validate(validate::Args),
     /// Write every derived config (FRR, VyOS, kind, Calico resources) to a folder.
     Render(render::Args),
-    /// Render what calico-node v3.23's confd writes for one node (bird.cfg,
-    /// bird_aggr.cfg, bird_ipam.cfg) from Calico resources, applied in file order.
+    /// Render what calico-node's confd writes for one node (bird.cfg, bird_aggr.cfg,
+    /// bird_ipam.cfg) from Calico resources, applied in file order.
     Confd(confd::Args),
     /// The main job: bring the lab up, wait for convergence, run the named scenarios,
     /// print the report, tear the lab down. Exit 0: all passed, 1: one failed.

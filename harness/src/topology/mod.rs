@@ -154,6 +154,11 @@ impl Topology {
         }
     }
 
+    /// The Calico version the cluster runs (`calico.version`, checked by validation).
+    pub fn calico_version(&self) -> crate::calico::CalicoVersion {
+        self.calico.version.parse().unwrap_or_default()
+    }
+
     /// A short hash of the whole model: labs built from equal models share it.
     pub fn hash(&self) -> String {
         let canonical = serde_json::to_vec(self).unwrap_or_default();

@@ -458,6 +458,9 @@ impl Checker {
 
     fn calico(&mut self, t: &Topology) {
         let c = &t.calico;
+        if let Err(e) = c.version.parse::<crate::calico::CalicoVersion>() {
+            self.report("calico.version", e.to_string());
+        }
         if !(c.pod_cidr.prefix_len()..=32).contains(&c.block_size) || c.block_size < 20 {
             self.report(
                 "calico.blockSize",

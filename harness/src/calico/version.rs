@@ -1,0 +1,118 @@
+//! The Calico versions the emulated calico-node renders (v3.23.x to v3.32.x), and what
+//! changed in confd's BIRD output from one minor version to the next: the one place
+//! where versions differ, read as a changelog.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The oldest and newest minor versions rendered.
+pub const OLDEST_MINOR: u16 = 23;
+pub const NEWEST_MINOR: u16 = 32;
+
+/// How the supported range reads in messages.
+pub const SUPPORTED: &str = "v3.23.0 to v3.32.x";
+
+/// A Calico release, `v3.<minor>.<patch>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CalicoVersion {
+    pub minor: u16,
+    pub patch: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VersionError {
+    #[error("'{0}' is not a Calico version (vMAJOR.MINOR.PATCH); supported: {SUPPORTED}")]
+    Unreadable(String),
+    #[error("Calico {0} is not supported; supported: {SUPPORTED}")]
+    Unsupported(String),
+}
+
+impl CalicoVersion {
+    /// The seed lab's version, and `calico-lab confd`'s default.
+    pub const SEED: CalicoVersion = CalicoVersion {
+        minor: 23,
+        patch: 2,
+    };
+
+    fn at_least(self, minor: u16) -> bool {
+        self.minor >= minor
+    }
+
+    // What changed, version by version. Each method names the first minor version
+    // that behaves so; the renderer asks these, never the number.
+
+    /// v3.24: a block whose affinity is still `pending` is left out entirely (v3.23
+    /// writes its blackhole route and a "pending" comment).
+    pub fn skips_pending_blocks(self) -> bool {
+        self.at_least(24)
+    }
+
+    /// v3.25: `multihop` moves from the BGP template into each peer, with GTSM:
+    /// `ttl security off; multihop;`, or `ttl security on; multihop <ttlSecurity>;`
+    /// (mesh peers: `multihop; ttl security off;`).
+    pub fn ttl_security_per_peer(self) -> bool {
+        self.at_least(25)
+    }
+}
+
+impl FromStr for CalicoVersion {
+    type Err = VersionError;
+    fn from_str(s: &str) -> Result<Self, VersionError> {
+        let unreadable = || VersionError::Unreadable(s.to_string());
+        let digits = s.strip_prefix('v').unwrap_or(s);
+        let parts: Vec<&str> = digits.split('.').collect();
+        let [major, minor, patch] = parts[..] else {
+            return Err(unreadable());
+        };
+        let number = |p: &str| {
+            (!p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+                .then(|| p.parse::<u16>().ok())
+                .flatten()
+                .ok_or_else(unreadable)
+        };
+        let (major, minor, patch) = (number(major)?, number(minor)?, number(patch)?);
+        if major != 3 || !(OLDEST_MINOR..=NEWEST_MINOR).contains(&minor) {
+            return Err(VersionError::Unsupported(s.to_string()));
+        }
+        Ok(CalicoVersion { minor, patch })
+    }
+}
+
+impl fmt::Display for CalicoVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v3.{}.{}", self.minor, self.patch)
+    }
+}
+
+impl Default for CalicoVersion {
+    fn default() -> Self {
+        CalicoVersion::SEED
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_in_range_parse_and_others_are_refused_naming_the_range() {
+        assert_eq!(
+            "v3.23.2".parse::<CalicoVersion>().unwrap(),
+            CalicoVersion::SEED
+        );
+        assert_eq!(
+            "3.32.1".parse::<CalicoVersion>().unwrap().to_string(),
+            "v3.32.1"
+        );
+        for bad in ["v3.22.0", "v4.0.0", "v3.33.0", "v2.23.1"] {
+            let e = bad.parse::<CalicoVersion>().unwrap_err();
+            assert_eq!(e, VersionError::Unsupported(bad.into()));
+            assert!(e.to_string().contains(SUPPORTED), "{e}");
+        }
+        for bad in ["latest", "v3.23", "v3.23.x", "", "v3..1", "v3.23.2-rc1"] {
+            let e = bad.parse::<CalicoVersion>().unwrap_err();
+            assert_eq!(e, VersionError::Unreadable(bad.into()));
+            assert!(e.to_string().contains(SUPPORTED), "{e}");
+        }
+    }
+}
