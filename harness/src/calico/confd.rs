@@ -57,7 +57,7 @@ pub fn render(
     Ok(BirdFiles {
         bird: bird_cfg(&cluster, me, version)?,
         aggr: aggr_cfg(resources, node, version),
-        ipam: ipam_cfg(&cluster, me),
+        ipam: ipam_cfg(&cluster, me, version),
     })
 }
 
@@ -229,6 +229,11 @@ fn bird_cfg(
         out.push_str("}\n");
     }
 
+    let template_filters = if version.per_peer_filters() {
+        ""
+    } else {
+        "  import all;        # Import all routes, since we don't know what the upstream\n                     # topology is and therefore have to trust the ToR/RR.\n  export filter calico_export_to_bgp_peers;  # Only want to export routes for workloads.\n"
+    };
     let template_multihop = if version.ttl_security_per_peer() {
         ""
     } else {
@@ -236,10 +241,15 @@ fn bird_cfg(
     };
     let _ = write!(
         out,
-        "\n\n# Template for all BGP clients\ntemplate bgp bgp_template {{\n{debug}  description \"Connection to BGP peer\";\n  local as {};\n{template_multihop}  gateway recursive; # This should be the default, but just in case.\n  import all;        # Import all routes, since we don't know what the upstream\n                     # topology is and therefore have to trust the ToR/RR.\n  export filter calico_export_to_bgp_peers;  # Only want to export routes for workloads.\n  add paths on;\n  graceful restart;  # See comment in kernel section about graceful restart.\n  connect delay time 2;\n  connect retry time 5;\n  error wait time 5,30;\n}}\n",
+        "\n\n# Template for all BGP clients\ntemplate bgp bgp_template {{\n{debug}  description \"Connection to BGP peer\";\n  local as {};\n{template_multihop}  gateway recursive; # This should be the default, but just in case.\n{template_filters}  add paths on;\n  graceful restart;  # See comment in kernel section about graceful restart.\n  connect delay time 2;\n  connect retry time 5;\n  error wait time 5,30;\n}}\n",
         me.asn
     );
 
+    if version.per_peer_filters() {
+        out.push_str(
+            "\n# -------------- BGP Filters ------------------\n# No v4 BGPFilters configured\n",
+        );
+    }
     let peers = resolve(cluster, &me.name).unwrap_or_else(no_peers);
     out.push_str("\n# ------------- Node-to-node mesh -------------\n");
     match &peers.mesh {
@@ -310,12 +320,19 @@ fn no_peers() -> super::peers::NodePeers {
     }
 }
 
+/// A mesh peer's import and export from v3.26 on.
+const MESH_FILTERS: &str = "  import all;        # Import all routes, since we don't know what the upstream\n                     # topology is and therefore have to trust the ToR/RR.\n  export filter {\n    calico_export_to_bgp_peers();\n    reject;\n  };  # Only want to export routes for workloads.\n";
+
+/// Any other peer's import and export filters from v3.26 on (no BGPFilter applied).
+const PEER_FILTERS: &str = "  import filter {\n    accept; # Prior to introduction of BGP Filters we used \"import all\" so use default accept behaviour on import\n  };\n  export filter {\n    calico_export_to_bgp_peers();\n    reject; # Prior to introduction of BGP Filters anything not explicitly exported through calico_export_to_bgp_peers()\n            # was rejected so use default reject behaviour on export\n  };  # Only want to export routes for workloads.\n";
+
 /// One `protocol bgp` block, statements in the template's order.
 fn protocol(p: &Peer, me: &NodeInfo, my_ip: std::net::Ipv4Addr, version: CalicoVersion) -> String {
     let mesh = p.kind == super::peers::PeerType::Mesh;
     let mut out = format!("protocol bgp {} from bgp_template {{\n", p.protocol_name());
     if version.ttl_security_per_peer() {
         match (mesh, p.ttl_security) {
+            (true, _) if version.per_peer_filters() => {}
             (true, _) => out.push_str("  multihop;\n  ttl security off;\n"),
             (false, Some(hops)) => {
                 let _ = writeln!(out, "  ttl security on;\n  multihop {hops};");
@@ -333,6 +350,15 @@ fn protocol(p: &Peer, me: &NodeInfo, my_ip: std::net::Ipv4Addr, version: CalicoV
             out,
             "  source address {my_ip};  # The local address we use for the TCP connection"
         );
+    }
+    if version.per_peer_filters() {
+        let filters = if mesh { MESH_FILTERS } else { PEER_FILTERS };
+        let call = if version.tunnel_route_filter() {
+            format!("calico_export_to_bgp_peers({});", mesh || p.asn == me.asn)
+        } else {
+            "calico_export_to_bgp_peers();".to_string()
+        };
+        out.push_str(&filters.replace("calico_export_to_bgp_peers();\n", &format!("{call}\n")));
     }
     if passive(p, my_ip) {
         let why = if mesh {
@@ -394,7 +420,7 @@ fn aggr_cfg(resources: &Resources, node: &str, version: CalicoVersion) -> String
     out
 }
 
-fn ipam_cfg(cluster: &Cluster, me: &NodeInfo) -> String {
+fn ipam_cfg(cluster: &Cluster, me: &NodeInfo, version: CalicoVersion) -> String {
     let mut pools: Vec<(String, &super::resources::IpPoolSpec)> = cluster
         .resources
         .ip_pools
@@ -413,7 +439,24 @@ fn ipam_cfg(cluster: &Cluster, me: &NodeInfo) -> String {
             let _ = writeln!(out, "  if ( net ~ {} ) then {{ reject; }}", cidr(key));
         }
     }
-    out.push_str("}\n\nfilter calico_export_to_bgp_peers {\n  # filter code terminates when it calls `accept;` or `reject;`, call reject_disabled_pools() first, then apply_communities() and then calico_aggr()\n  reject_disabled_pools();\n  apply_communities();\n  calico_aggr();\n");
+    if version.tunnel_route_filter() {
+        out.push_str("}\n\nfunction reject_tunnel_routes () {\n  # Don't export tunnel routes to other nodes, Felix programs them.\n  # IPIP routes are handled by Bird, and it does not re-advertise them.\n  if (defined(ifname)) then {\n     if ((ifname ~ \"*.cali\") || (ifname ~ \"*.calico\")) then {\n        reject;\n     }\n  }\n}\n");
+        if version.local_route_filter() {
+            out.push_str("\nfunction reject_local_routes () {\n  # Don't export local routes learned via BPF as they should never leave the node.\n  if (defined(ifname)) then {\n     if (ifname ~ \"bpf*.cali\") then {\n        reject;\n     }\n  }\n}\n");
+        }
+        out.push_str("\nfunction calico_export_to_bgp_peers(bool internal_peer) {\n  # filter code terminates when it calls `accept;` or `reject;`,\n  # call reject_disabled_pools() first, then reject_tunnel_routes(),\n  # then apply_communities() and then calico_aggr()\n  reject_disabled_pools();\n  if (internal_peer) then {\n    reject_tunnel_routes();\n  }\n");
+        if version.local_route_filter() {
+            out.push_str("  reject_local_routes();\n");
+        }
+        out.push_str("  apply_communities();\n  calico_aggr();\n");
+    } else {
+        out.push_str(if version.per_peer_filters() {
+            "}\n\nfunction calico_export_to_bgp_peers () {\n"
+        } else {
+            "}\n\nfilter calico_export_to_bgp_peers {\n"
+        });
+        out.push_str("  # filter code terminates when it calls `accept;` or `reject;`, call reject_disabled_pools() first, then apply_communities() and then calico_aggr()\n  reject_disabled_pools();\n  apply_communities();\n  calico_aggr();\n");
+    }
     let services = service_cidrs(cluster);
     if !services.is_empty() {
         out.push_str("\n  # Export static routes.\n");
@@ -436,7 +479,10 @@ fn ipam_cfg(cluster: &Cluster, me: &NodeInfo) -> String {
             );
         }
     }
-    out.push_str("  reject;\n}\n\n\nfilter calico_kernel_programming {\n");
+    if !version.per_peer_filters() {
+        out.push_str("  reject;\n");
+    }
+    out.push_str("}\n\n\nfilter calico_kernel_programming {\n");
     if !services.is_empty() {
         out.push_str("  # Don't program static routes into kernel.\n");
         for s in &services {

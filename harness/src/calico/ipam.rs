@@ -103,6 +103,7 @@ pub fn allocate(resources: &Resources, nodes: &[&str]) -> Result<Vec<Resource>, 
                 cidr: IpNet::V4(block),
                 state: "confirmed".into(),
                 deleted: String::new(),
+                kind: "host".into(),
             },
         ));
     }

@@ -269,6 +269,10 @@ pub struct BlockAffinitySpec {
     /// `"true"` while the affinity is being deleted.
     #[serde(default, deserialize_with = "stringly")]
     pub deleted: String,
+    /// `host` (a node's block) or `virtual` (v3.30: LoadBalancer addresses, held
+    /// by a pseudo node).
+    #[serde(default, rename = "type")]
+    pub kind: String,
 }
 
 fn stringly<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -483,6 +487,7 @@ impl Default for BlockAffinitySpec {
             cidr: IpNet::V4(Default::default()),
             state: String::new(),
             deleted: String::new(),
+            kind: String::new(),
         }
     }
 }

@@ -53,6 +53,29 @@ impl CalicoVersion {
     pub fn ttl_security_per_peer(self) -> bool {
         self.at_least(25)
     }
+
+    /// v3.26: BGPFilters. Import and export move from the BGP template into each
+    /// peer (mesh: `import all` and an export filter calling
+    /// `calico_export_to_bgp_peers()`; other peers: inline import and export filters),
+    /// `calico_export_to_bgp_peers` becomes a function without its final `reject`, a
+    /// "BGP Filters" section follows the template, and mesh peers lose the v3.25
+    /// `multihop; ttl security off;`.
+    pub fn per_peer_filters(self) -> bool {
+        self.at_least(26)
+    }
+
+    /// v3.27: `calico_export_to_bgp_peers(bool internal_peer)` rejects the routes of
+    /// Felix's tunnel devices (`reject_tunnel_routes`) towards peers in the node's
+    /// own AS; each export filter passes whether its peer is one.
+    pub fn tunnel_route_filter(self) -> bool {
+        self.at_least(27)
+    }
+
+    /// v3.28: `reject_local_routes()` keeps routes of the eBPF data plane's
+    /// `bpf*.cali` devices from leaving the node.
+    pub fn local_route_filter(self) -> bool {
+        self.at_least(28)
+    }
 }
 
 impl FromStr for CalicoVersion {
