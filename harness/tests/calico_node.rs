@@ -276,3 +276,35 @@ async fn lab_calico_seed_sequence_moves_from_mesh_to_leaf_route_reflectors() {
     }
     lab.down().await.unwrap();
 }
+
+/// `calico.version` shows in the fabric: from v3.32 calico-node sets LOCAL_PREF from
+/// the route's metric (2147483647 - 1024), where v3.23 leaves BGP's default 100.
+#[tokio::test(flavor = "multi_thread")]
+async fn lab_calico_version_decides_the_local_pref_a_leaf_sees() {
+    let at = |version: &'static str, name: &'static str| async move {
+        let text = calico_lab::topology::SEED_TOPOLOGY_YAML
+            .replace("version: v3.23.2", &format!("version: {version}"));
+        let t = Topology::from_yaml(&text, "seed").unwrap();
+        assert_eq!(t.calico_version().to_string(), version);
+        let options = LabOptions {
+            name: Some(format!("t{}-{name}", std::process::id())),
+            ..LabOptions::default()
+        };
+        let lab = Lab::up(t, options).await.unwrap();
+        lab.converge(BUDGET).await.unwrap();
+        let t = lab.topology().clone();
+        let rack = &t.racks[0];
+        let block = node_blocks(lab.calico(), &rack.nodes[0].name)[0].cidr;
+        let table = lab.bgp_table(&rack.leaf).await.unwrap();
+        let paths = table.paths(&block).to_vec();
+        lab.down().await.unwrap();
+        assert!(!paths.is_empty(), "{version}: {block} on {}", rack.leaf);
+        paths.iter().map(|p| p.local_pref).collect::<Vec<_>>()
+    };
+    let (old, new) = tokio::join!(at("v3.23.2", "lp-old"), at("v3.32.1", "lp-new"));
+    assert!(old.iter().all(|lp| *lp == Some(100)), "v3.23.2: {old:?}");
+    assert!(
+        new.iter().all(|lp| *lp == Some(2_147_482_623)),
+        "v3.32.1: {new:?}"
+    );
+}

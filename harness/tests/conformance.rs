@@ -194,6 +194,53 @@ fn every_rendered_file_has_its_expected_file_in_every_case() {
     }
 }
 
+/// Every version's render of every case whose inputs it takes, adapted for
+/// upstream BIRD 1.6 as the emulated nodes run it, is accepted by `bird -p`.
+#[test]
+fn every_versions_renders_parse_on_upstream_bird() {
+    let mut parsed = 0;
+    for tag in TAGS {
+        let dir = suites().join(tag);
+        let version: CalicoVersion = tag.parse().unwrap();
+        for case in cases(&dir) {
+            let mut resources = Resources::default();
+            let inputs = [
+                dir.join("kdd/ipam.yaml"),
+                dir.join("cases").join(&case).join("input.yaml"),
+            ];
+            if inputs
+                .iter()
+                .any(|f| load(f).map(|o| resources.apply(o)).is_err())
+            {
+                continue;
+            }
+            let Ok(files) = render(&resources, NODE, version) else {
+                continue;
+            };
+            let files = calico_lab::calico::bird::upstream(&files);
+            let scratch = tempfile::tempdir().unwrap();
+            for (name, text) in files.files() {
+                std::fs::write(scratch.path().join(name), text).unwrap();
+            }
+            let out = std::process::Command::new("bird")
+                .args(["-p", "-c", "bird.cfg"])
+                .current_dir(scratch.path())
+                .output()
+                .expect("`bird` (installed by ci/bootstrap) runs");
+            assert!(
+                out.status.success(),
+                "{tag} {case}: bird -p: {}\n{}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                files.bird,
+                files.ipam
+            );
+            parsed += 1;
+        }
+    }
+    println!("{parsed} renders parsed by upstream BIRD");
+    assert!(parsed > 100, "{parsed}");
+}
+
 /// `UPDATE_KNOWN_DIFFERENCES=1 cargo nextest run --test conformance update_known`:
 /// rewrites `known-differences.txt` from what fails now (a hand-written reason stays,
 /// a generated one is the first difference now), then fails, so an update never

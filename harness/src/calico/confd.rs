@@ -251,6 +251,10 @@ fn bird_cfg(
         );
     }
     let peers = resolve(cluster, &me.name).unwrap_or_else(no_peers);
+    if version.metric_local_pref() {
+        out.push_str(&peer_list(&peers, me, ip, version));
+        return Ok(out);
+    }
     out.push_str("\n# ------------- Node-to-node mesh -------------\n");
     match &peers.mesh {
         Mesh::RouteReflector(cid) => {
@@ -312,6 +316,46 @@ fn bird_cfg(
     Ok(out)
 }
 
+/// v3.32's peer section: every peer the node runs, mesh first, then global, then
+/// node-specific; skipped ones leave nothing.
+fn peer_list(
+    peers: &super::peers::NodePeers,
+    me: &NodeInfo,
+    ip: std::net::Ipv4Addr,
+    version: CalicoVersion,
+) -> String {
+    let mesh = match &peers.mesh {
+        Mesh::Enabled(entries) => entries
+            .iter()
+            .filter_map(|e| match &e.outcome {
+                MeshOutcome::Peer(p) => Some(p),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let explicit = peers
+        .global
+        .values()
+        .chain(peers.node_specific.values())
+        .filter(|p| p.skip.is_none());
+    let all: Vec<&Peer> = mesh.into_iter().chain(explicit).collect();
+    if all.is_empty() {
+        return "# No BGP peers configured for this node\n".into();
+    }
+    let mut out = String::from("# BGP Protocol Configurations\n");
+    for p in all {
+        out.push_str(&protocol(p, me, ip, version));
+    }
+    out
+}
+
+/// v3.32's import filter: routes with a high LOCAL_PREF (a low metric) win.
+const METRIC_IMPORT: &str = "  import filter {\n    if (defined(bgp_local_pref)&&(bgp_local_pref > 2147482623)) then\n      preference = 200;\n    accept;\n  };\n";
+
+/// v3.32's export filter head: LOCAL_PREF from the kernel metric (or back).
+const METRIC_EXPORT: &str = "  export filter {\n    if (defined(source) && source = RTS_BGP && defined(bgp_local_pref)) then {\n      krt_metric = 2147483647 - bgp_local_pref;\n    } else {\n      if (!defined(krt_metric)) then { krt_metric = 1024; }\n      bgp_local_pref = 2147483647 - krt_metric;\n    }\n";
+
 fn no_peers() -> super::peers::NodePeers {
     super::peers::NodePeers {
         mesh: Mesh::Disabled,
@@ -330,6 +374,9 @@ const PEER_FILTERS: &str = "  import filter {\n    accept; # Prior to introducti
 fn protocol(p: &Peer, me: &NodeInfo, my_ip: std::net::Ipv4Addr, version: CalicoVersion) -> String {
     let mesh = p.kind == super::peers::PeerType::Mesh;
     let mut out = format!("protocol bgp {} from bgp_template {{\n", p.protocol_name());
+    if version.metric_local_pref() {
+        return protocol_v32(p, me, my_ip, mesh);
+    }
     if version.ttl_security_per_peer() {
         match (mesh, p.ttl_security) {
             (true, _) if version.per_peer_filters() => {}
@@ -388,6 +435,57 @@ fn protocol(p: &Peer, me: &NodeInfo, my_ip: std::net::Ipv4Addr, version: CalicoV
     out
 }
 
+/// One `protocol bgp` block as v3.32 writes it.
+fn protocol_v32(p: &Peer, me: &NodeInfo, my_ip: std::net::Ipv4Addr, mesh: bool) -> String {
+    let mut out = format!("protocol bgp {} from bgp_template {{\n", p.protocol_name());
+    match (mesh, p.ttl_security) {
+        (true, _) => {}
+        (false, Some(hops)) => {
+            let _ = writeln!(out, "  ttl security on;\n  multihop {hops};");
+        }
+        (false, None) => out.push_str("  ttl security off;\n  multihop;\n"),
+    }
+    let port = p
+        .port
+        .map(|port| format!(" port {port}"))
+        .unwrap_or_default();
+    let _ = writeln!(out, "  neighbor {}{port} as {};", p.ip, p.asn);
+    if p.source == SourceAddress::UseNodeIp {
+        let _ = writeln!(
+            out,
+            "  source address {my_ip};  # The local address we use for the TCP connection"
+        );
+    }
+    out.push_str(METRIC_IMPORT);
+    out.push_str(METRIC_EXPORT);
+    let _ = writeln!(
+        out,
+        "    calico_export_to_bgp_peers({});\n    reject;\n  }};  # Only want to export routes for workloads.",
+        mesh || p.asn == me.asn
+    );
+    if passive(p, my_ip) {
+        out.push_str("  passive on;\n");
+    }
+    if let Some(t) = p.restart_time {
+        let _ = writeln!(out, "  graceful restart time {t};");
+    }
+    if let Some(cid) = me
+        .rr_cluster_id
+        .as_ref()
+        .filter(|cid| p.asn == me.asn && &p.rr_cluster_id != *cid)
+    {
+        let _ = writeln!(out, "  rr client;\n  rr cluster id {cid};");
+    }
+    if p.keep_next_hop && p.asn != me.asn {
+        out.push_str("  next hop keep;\n");
+    }
+    if let Some(n) = p.allow_local_as {
+        let _ = writeln!(out, "  allow local as {n};");
+    }
+    out.push_str("}\n");
+    out
+}
+
 fn aggr_cfg(resources: &Resources, node: &str, version: CalicoVersion) -> String {
     let mut blocks = node_blocks(resources, node);
     if version.skips_pending_blocks() {
@@ -410,13 +508,85 @@ fn aggr_cfg(resources: &Resources, node: &str, version: CalicoVersion) -> String
                 continue;
             }
         };
-        let _ = writeln!(
-            out,
-            "      # Block {c} {state}\n      if ( net = {c} ) then {{ accept; }}\n      if ( net ~ {c} ) then {{ reject; }}",
-            c = b.cidr
-        );
+        let _ = writeln!(out, "      # Block {} {state}", b.cidr);
+        let _ = writeln!(out, "      if ( net = {} ) then {{ accept; }}", b.cidr);
+        if version.metric_local_pref() {
+            // A route inside the block with a better metric than normal: export it.
+            let _ = writeln!(
+                out,
+                "      if ( net ~ {} && krt_metric < 1024 ) then {{ accept; }}",
+                b.cidr
+            );
+        }
+        let _ = writeln!(out, "      if ( net ~ {} ) then {{ reject; }}", b.cidr);
     }
     out.push_str("}\n");
+    out
+}
+
+/// v3.32's `bird_ipam.cfg`: pool filters from Go, one line each.
+fn ipam_cfg_v32(
+    pools: &[(String, &super::resources::IpPoolSpec)],
+    services: &[String],
+    me: &NodeInfo,
+) -> String {
+    let cidr = |key: &str| key.replacen('-', "/", 1);
+    let mut out = String::from("# Generated by confd\n\nfunction reject_tunnel_routes () {\n  # Don't export tunnel routes to other nodes, Felix programs them.\n  # IPIP routes are handled by Bird, and it does not re-advertise them.\n  if (defined(ifname)) then {\n     if ((ifname ~ \"*.cali\") || (ifname ~ \"*.calico\")) then {\n        reject;\n     }\n  }\n}\n\nfunction reject_local_routes () {\n  # Don't export local routes learned via BPF as they should never leave the node.\n  if (defined(ifname)) then {\n     if (ifname ~ \"bpf*.cali\") then {\n        reject;\n     }\n  }\n}\n\nfunction calico_export_to_bgp_peers(bool internal_peer) {\n  # filter code terminates when it calls `accept;` or `reject;`,\n\n");
+    for (key, _) in pools.iter().filter(|(_, p)| p.disable_bgp_export) {
+        let _ = writeln!(
+            out,
+            "  if (net ~ {}) then {{ reject; }} # BGP export is disabled.",
+            cidr(key)
+        );
+    }
+    out.push_str("  if (internal_peer) then {\n    reject_tunnel_routes();\n  }\n  reject_local_routes();\n  apply_communities();\n  calico_aggr();\n");
+    if !services.is_empty() {
+        out.push_str("\n  # Export static routes.\n");
+        for s in services {
+            let _ = writeln!(out, "  if ( net ~ {s} ) then {{ accept; }}");
+        }
+    }
+    for (key, _) in pools.iter().filter(|(_, p)| !p.disable_bgp_export) {
+        let _ = writeln!(out, "  if (net ~ {}) then {{ accept; }}", cidr(key));
+    }
+    out.push_str("}\n\nfilter calico_kernel_programming {\n");
+    if !services.is_empty() {
+        out.push_str("\n  # Don't program static routes into kernel.\n");
+        for s in services {
+            let _ = writeln!(out, "  if ( net ~ {s} ) then {{ reject; }}");
+        }
+    }
+    out.push_str("  if (defined(source) && (source = RTS_BGP) && !defined(krt_metric)) then {\n      krt_metric = 1024;\n      if (defined(bgp_local_pref)) then {\n          krt_metric = 2147483647 - bgp_local_pref;\n      }\n      if (krt_metric < 1024) then {\n          preference = 200;\n      }\n  }\n");
+    if let Some(network) = me.ipv4 {
+        for (key, p) in pools {
+            let net = cidr(key);
+            let tunnel = if p.ipip_mode == EncapMode::Never {
+                ""
+            } else {
+                "tunl0"
+            };
+            let _ = if p.vxlan_mode != EncapMode::Never {
+                writeln!(
+                    out,
+                    "  if (net ~ {net}) then {{ reject; }} # VXLAN routes are handled by Felix."
+                )
+            } else if p.ipip_mode == EncapMode::CrossSubnet {
+                writeln!(
+                    out,
+                    "  if (net ~ {net}) then {{ if (defined(bgp_next_hop)&&(bgp_next_hop ~ {})) then krt_tunnel=\"\"; else krt_tunnel=\"{tunnel}\"; accept; }}",
+                    network.trunc()
+                )
+            } else if p.ipip_mode == EncapMode::Always {
+                writeln!(
+                    out,
+                    "  if (net ~ {net}) then {{ krt_tunnel=\"{tunnel}\"; accept; }}"
+                )
+            } else {
+                writeln!(out, "  if (net ~ {net}) then {{ accept; }}")
+            };
+        }
+    }
+    out.push_str("  accept;\n}\n");
     out
 }
 
@@ -431,6 +601,9 @@ fn ipam_cfg(cluster: &Cluster, me: &NodeInfo, version: CalicoVersion) -> String 
         })
         .collect();
     pools.sort_by(|a, b| a.0.cmp(&b.0));
+    if version.metric_local_pref() {
+        return ipam_cfg_v32(&pools, &service_cidrs(cluster), me);
+    }
     let cidr = |key: &str| key.replacen('-', "/", 1);
 
     let mut out = String::from("# Generated by confd\nfunction reject_disabled_pools ()\n{\n");

@@ -76,6 +76,17 @@ impl CalicoVersion {
     pub fn local_route_filter(self) -> bool {
         self.at_least(28)
     }
+
+    /// v3.32: routes carry their priority between nodes. Every peer's export filter
+    /// sets LOCAL_PREF to `2147483647 - krt_metric` (metric 1024 by default, so
+    /// 2147482623) and its import filter prefers better routes; the kernel filter
+    /// sets the metric back from LOCAL_PREF; `calico_aggr` also exports routes inside
+    /// a block with a metric below 1024. confd's peer logic moved into Go: one
+    /// "BGP Protocol Configurations" list, pool filters on one line each, no
+    /// `reject_disabled_pools()`.
+    pub fn metric_local_pref(self) -> bool {
+        self.at_least(32)
+    }
 }
 
 impl FromStr for CalicoVersion {
