@@ -69,16 +69,8 @@ pub fn sessions(
         let Some(want) = expected.get(&device) else {
             continue;
         };
-        let seen = match seen.get(&device) {
-            Some(Ok(s)) => s,
-            Some(Err(e)) => {
-                out.push(Diagnosis::ObservationFailed(e.clone()));
-                continue;
-            }
-            None => {
-                out.push(not_observed(&device, "BGP sessions"));
-                continue;
-            }
+        let Some(seen) = observed(seen, &device, "BGP sessions", &mut out) else {
+            continue;
         };
         for s in want {
             let id = session_id(s);
@@ -104,6 +96,27 @@ pub fn sessions(
         }
     }
     out
+}
+
+/// What `device` showed, or `None` with the reason pushed as a diagnosis: a device
+/// that could not be asked is a failure, never an empty observation.
+fn observed<'a, T>(
+    seen: &'a BTreeMap<String, Observed<T>>,
+    device: &str,
+    what: &str,
+    out: &mut Vec<Diagnosis>,
+) -> Option<&'a T> {
+    match seen.get(device) {
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            out.push(Diagnosis::ObservationFailed(e.clone()));
+            None
+        }
+        None => {
+            out.push(not_observed(device, what));
+            None
+        }
+    }
 }
 
 fn not_observed(device: &str, what: &str) -> Diagnosis {
@@ -179,16 +192,8 @@ pub fn routes(
     let mut out = Vec::new();
     for device in route_order(t) {
         let want = expected.get(&device).map_or(&[][..], Vec::as_slice);
-        let seen = match seen.get(&device) {
-            Some(Ok(s)) => s,
-            Some(Err(e)) => {
-                out.push(Diagnosis::ObservationFailed(e.clone()));
-                continue;
-            }
-            None => {
-                out.push(not_observed(&device, "routes"));
-                continue;
-            }
+        let Some(seen) = observed(seen, &device, "routes", &mut out) else {
+            continue;
         };
         for route in want {
             let got = seen.get(&route.prefix.to_string());
@@ -281,24 +286,21 @@ pub fn fabric(t: &Topology, snapshot: &Snapshot) -> Vec<Diagnosis> {
         .flat_map(|(_, r)| t.announced_networks(&r.name))
         .collect();
     for (_, router) in t.routers() {
-        match snapshot.routes.get(&router.name) {
-            Some(Ok(seen)) => {
-                for subnet in subnets
-                    .iter()
-                    .filter(|s| !seen.contains_key(&s.to_string()))
-                {
-                    out.push(Diagnosis::RouteMissing {
-                        role: role(t, &router.name),
-                        device: router.name.clone(),
-                        prefix: *subnet,
-                        of: "fabric subnet".into(),
-                        want: "installed".into(),
-                        found: "no route".into(),
-                    });
-                }
-            }
-            Some(Err(e)) => out.push(Diagnosis::ObservationFailed(e.clone())),
-            None => out.push(not_observed(&router.name, "routes")),
+        let Some(seen) = observed(&snapshot.routes, &router.name, "routes", &mut out) else {
+            continue;
+        };
+        for subnet in subnets
+            .iter()
+            .filter(|s| !seen.contains_key(&s.to_string()))
+        {
+            out.push(Diagnosis::RouteMissing {
+                role: role(t, &router.name),
+                device: router.name.clone(),
+                prefix: *subnet,
+                of: "fabric subnet".into(),
+                want: "installed".into(),
+                found: "no route".into(),
+            });
         }
     }
     out

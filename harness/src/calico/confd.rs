@@ -324,22 +324,7 @@ fn peer_list(
     ip: std::net::Ipv4Addr,
     version: CalicoVersion,
 ) -> String {
-    let mesh = match &peers.mesh {
-        Mesh::Enabled(entries) => entries
-            .iter()
-            .filter_map(|e| match &e.outcome {
-                MeshOutcome::Peer(p) => Some(p),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    let explicit = peers
-        .global
-        .values()
-        .chain(peers.node_specific.values())
-        .filter(|p| p.skip.is_none());
-    let all: Vec<&Peer> = mesh.into_iter().chain(explicit).collect();
+    let all = peers.running();
     if all.is_empty() {
         return "# No BGP peers configured for this node\n".into();
     }
@@ -415,6 +400,14 @@ fn protocol(p: &Peer, me: &NodeInfo, my_ip: std::net::Ipv4Addr, version: CalicoV
         };
         let _ = writeln!(out, "  passive on; # {why}, peer will connect to us.");
     }
+    out.push_str(&peer_options(p, me));
+    out
+}
+
+/// The statements that end every `protocol bgp` block, and its closing brace:
+/// restart time, route reflection, next hop, local AS.
+fn peer_options(p: &Peer, me: &NodeInfo) -> String {
+    let mut out = String::new();
     if let Some(t) = p.restart_time {
         let _ = writeln!(out, "  graceful restart time {t};");
     }
@@ -466,23 +459,7 @@ fn protocol_v32(p: &Peer, me: &NodeInfo, my_ip: std::net::Ipv4Addr, mesh: bool) 
     if passive(p, my_ip) {
         out.push_str("  passive on;\n");
     }
-    if let Some(t) = p.restart_time {
-        let _ = writeln!(out, "  graceful restart time {t};");
-    }
-    if let Some(cid) = me
-        .rr_cluster_id
-        .as_ref()
-        .filter(|cid| p.asn == me.asn && &p.rr_cluster_id != *cid)
-    {
-        let _ = writeln!(out, "  rr client;\n  rr cluster id {cid};");
-    }
-    if p.keep_next_hop && p.asn != me.asn {
-        out.push_str("  next hop keep;\n");
-    }
-    if let Some(n) = p.allow_local_as {
-        let _ = writeln!(out, "  allow local as {n};");
-    }
-    out.push_str("}\n");
+    out.push_str(&peer_options(p, me));
     out
 }
 

@@ -7,7 +7,7 @@ use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
 use super::ipam::{allocate, node_blocks, pod_address};
-use super::peers::{resolve, Cluster, Mesh, MeshOutcome};
+use super::peers::{resolve, Cluster};
 use super::resources::{
     parse, CalicoError, EncapMode, IpPoolSpec, Metadata, NodeBgp, NodeSpec, Resource, Resources,
 };
@@ -165,23 +165,11 @@ pub fn expected_protocols(resources: &Resources, node: &str) -> Vec<String> {
     let Some(peers) = resolve(&cluster, node) else {
         return Vec::new();
     };
-    let mesh = match &peers.mesh {
-        Mesh::Enabled(entries) => entries
-            .iter()
-            .filter_map(|e| match &e.outcome {
-                MeshOutcome::Peer(p) => Some(p.protocol_name()),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    let explicit = peers
-        .global
-        .values()
-        .chain(peers.node_specific.values())
-        .filter(|p| p.skip.is_none())
-        .map(|p| p.protocol_name());
-    mesh.into_iter().chain(explicit).collect()
+    peers
+        .running()
+        .into_iter()
+        .map(|p| p.protocol_name())
+        .collect()
 }
 
 #[cfg(test)]

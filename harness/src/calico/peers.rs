@@ -114,6 +114,29 @@ pub struct NodePeers {
     pub node_specific: BTreeMap<String, Peer>,
 }
 
+impl NodePeers {
+    /// Every peer the node runs a protocol for, in the order confd writes them:
+    /// mesh, global, node-specific; skipped ones (ourselves, route reflectors) left out.
+    pub fn running(&self) -> Vec<&Peer> {
+        let mesh = match &self.mesh {
+            Mesh::Enabled(entries) => entries
+                .iter()
+                .filter_map(|e| match &e.outcome {
+                    MeshOutcome::Peer(p) => Some(p),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let explicit = self
+            .global
+            .values()
+            .chain(self.node_specific.values())
+            .filter(|p| p.skip.is_none());
+        mesh.into_iter().chain(explicit).collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mesh {
     /// This node is a route reflector: the mesh setting does not apply to it.

@@ -85,18 +85,9 @@ impl Lab {
             Some(dir) => Box::new(Recorder::new(backend, dir)),
             None => backend,
         };
-        let pods = backend.pods().await?;
-        Ok(Lab {
-            name,
-            topology,
-            calico,
-            pods,
-            backend,
-            keep: options.keep,
-            failed: false,
-            owned: true,
-            timings,
-        })
+        let mut lab = Lab::over(&name, topology, calico, backend, options.keep).await?;
+        lab.timings = timings;
+        Ok(lab)
     }
 
     /// A handle on a lab another process brought up (`calico-lab up`, a shared test
@@ -104,18 +95,16 @@ impl Lab {
     pub async fn attach(topology: Topology, name: &str) -> Result<Lab> {
         check_lab_name(name)?;
         let (backend, calico) = Emulated::attach(&topology, name).await?;
-        let pods = backend.pods().await?;
-        Ok(Lab {
-            name: name.to_string(),
+        let mut lab = Lab::over(
+            name,
             topology,
             calico,
-            pods,
-            backend: Box::new(backend),
-            keep: KeepPolicy::Always,
-            failed: false,
-            owned: false,
-            timings: UpTimings::default(),
-        })
+            Box::new(backend),
+            KeepPolicy::Always,
+        )
+        .await?;
+        lab.owned = false;
+        Ok(lab)
     }
 
     /// A lab over any backend (the replay backend in offline tests).
@@ -125,6 +114,17 @@ impl Lab {
         calico: Resources,
         backend: Box<dyn Backend>,
     ) -> Result<Lab> {
+        Lab::over(name, topology, calico, backend, KeepPolicy::Never).await
+    }
+
+    /// A handle this process owns over `backend`, with the pods it lists.
+    async fn over(
+        name: &str,
+        topology: Topology,
+        calico: Resources,
+        backend: Box<dyn Backend>,
+        keep: KeepPolicy,
+    ) -> Result<Lab> {
         let pods = backend.pods().await?;
         Ok(Lab {
             name: name.to_string(),
@@ -132,7 +132,7 @@ impl Lab {
             calico,
             pods,
             backend,
-            keep: KeepPolicy::Never,
+            keep,
             failed: false,
             owned: true,
             timings: UpTimings::default(),
