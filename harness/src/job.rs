@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::diagnosis::Diagnosis;
 use crate::error::{Error, Result};
-use crate::lab::{Event, Lab, LabOptions};
+use crate::lab::{Event, Lab, LabOptions, Progress};
 use crate::report::Report;
 use crate::scenario::{self, Outcome, Scenario};
 use crate::topology::Topology;
@@ -25,7 +25,6 @@ impl Job {
     /// scenario failed with the wait's last diagnosis, and the lab's artifacts. The
     /// lab is torn down at the end unless the keep policy says otherwise.
     pub async fn run(self) -> Result<Report> {
-        let started = chrono::Utc::now();
         let progress = self.options.progress.clone();
         let name = self
             .options
@@ -36,40 +35,52 @@ impl Job {
             "bringing up lab '{name}' (image, containers, wiring, routers, calico-node)"
         ));
         let mut lab = Lab::up(self.topology.clone(), self.options).await?;
-        progress.step("waiting for the fabric, calico-node's sessions and every route");
-        let outcomes = match lab.converge(self.wait).await {
-            Ok(_) => {
-                let mut outcomes = Vec::new();
-                for s in &self.scenarios {
-                    progress.step(&format!("scenario {}", s.name));
-                    let outcome = scenario::run(&lab, s).await;
-                    progress.tell(Event::Outcome(&outcome));
-                    outcomes.push(outcome);
-                }
-                outcomes
-            }
-            Err(Error::Timeout {
-                wait,
-                seconds,
-                last,
-            }) => not_converged(&lab, &self.scenarios, wait, seconds, last).await,
-            Err(e) => {
-                lab.mark_failed();
-                return Err(e);
-            }
-        };
-        let report = Report {
-            lab: lab.name().to_string(),
-            topology: self.topology.name.clone(),
-            flavor: lab.flavor().to_string(),
-            started,
-            outcomes,
-        };
+        let report = check_lab(&mut lab, &self.scenarios, self.wait, &progress).await?;
         if !report.all_passed() {
             lab.mark_failed();
         }
         Ok(report)
     }
+}
+
+/// Waits for `lab` to converge, then runs the scenarios on it: the report. A lab that
+/// does not converge gets every scenario failed with the wait's diagnosis.
+pub async fn check_lab(
+    lab: &mut Lab,
+    scenarios: &[&'static Scenario],
+    wait: Duration,
+    progress: &Progress,
+) -> Result<Report> {
+    let started = chrono::Utc::now();
+    progress.step("waiting for the fabric, calico-node's sessions and every route");
+    let outcomes = match lab.converge(wait).await {
+        Ok(_) => {
+            let mut outcomes = Vec::new();
+            for s in scenarios {
+                progress.step(&format!("scenario {}", s.name));
+                let outcome = scenario::run(lab, s).await;
+                progress.tell(Event::Outcome(&outcome));
+                outcomes.push(outcome);
+            }
+            outcomes
+        }
+        Err(Error::Timeout {
+            wait,
+            seconds,
+            last,
+        }) => not_converged(lab, scenarios, wait, seconds, last).await,
+        Err(e) => {
+            lab.mark_failed();
+            return Err(e);
+        }
+    };
+    Ok(Report {
+        lab: lab.name().to_string(),
+        topology: lab.topology().name.clone(),
+        flavor: lab.flavor().to_string(),
+        started,
+        outcomes,
+    })
 }
 
 /// Every scenario failed with the wait's diagnosis; one artifact folder for all.

@@ -24,6 +24,8 @@
 //! | [`report`] | table, Markdown, JUnit and JSON reports |
 //! | [`artifacts`] | what a failing scenario leaves behind |
 //! | [`interrupt`] | SIGINT, SIGTERM and SIGHUP stop work and tear labs down |
+//! | [`traffic`] | continuous pings between pods and their loss windows |
+//! | [`upgrade`] | the Calico upgrade gate: A, rollout under traffic, B, differences |
 //! | [`wiring`] | the veth and bridge plan of a topology |
 
 pub mod artifacts;
@@ -42,6 +44,8 @@ pub mod render;
 pub mod report;
 pub mod scenario;
 pub mod topology;
+pub mod traffic;
+pub mod upgrade;
 pub mod wait;
 pub mod wiring;
 

@@ -235,3 +235,70 @@ pub async fn traceroute(lab: &Lab, from: &Pod, to: &Pod) -> Observed<Vec<Option<
     let hops = probe::parse_traceroute(&out.stdout).map_err(|e| unreadable(&target, &cmd, e))?;
     Ok(hops.into_iter().map(|h| h.address).collect())
 }
+
+/// A route's attributes as an upgrade compares them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct RouteAttributes {
+    /// Where the route goes (BGP next hops on routers, gateways on nodes).
+    pub next_hops: Vec<String>,
+    pub as_path: String,
+    pub local_pref: Option<u32>,
+    pub med: Option<u32>,
+    /// The kernel route's metric (nodes).
+    pub metric: Option<u32>,
+}
+
+/// Every device's routes with their attributes: the installed BGP paths of routers,
+/// the kernel routes of nodes, by destination.
+pub type RoutingState = BTreeMap<String, BTreeMap<String, Vec<RouteAttributes>>>;
+
+/// Reads every device's routes with their attributes.
+pub async fn routing_state(lab: &Lab) -> Observed<RoutingState> {
+    let t = lab.topology();
+    let mut out = RoutingState::new();
+    for (_, router) in t.routers() {
+        let table = bgp_table(lab, &router.name).await?;
+        let routes = table
+            .routes
+            .iter()
+            .map(|(prefix, paths)| {
+                let mut installed: Vec<RouteAttributes> = paths
+                    .iter()
+                    .filter(|p| p.is_installed())
+                    .map(|p| RouteAttributes {
+                        next_hops: p.next_hops.iter().map(|h| h.ip.to_string()).collect(),
+                        as_path: p.as_path.clone(),
+                        local_pref: p.local_pref,
+                        med: p.metric,
+                        metric: None,
+                    })
+                    .collect();
+                installed.sort();
+                (prefix.to_string(), installed)
+            })
+            .collect();
+        out.insert(router.name.clone(), routes);
+    }
+    for (_, node) in t.nodes() {
+        let target = Target::Node(node.name.clone());
+        let cmd = ["ip", "-j", "-4", "route"];
+        let text = run(lab, &target, &cmd).await?;
+        let routes =
+            probe::parse_ip_routes(&text.stdout).map_err(|e| unreadable(&target, &cmd, e))?;
+        let routes = routes
+            .into_iter()
+            .map(|r| {
+                let attributes = RouteAttributes {
+                    next_hops: r.gateways.iter().map(|g| g.to_string()).collect(),
+                    as_path: String::new(),
+                    local_pref: None,
+                    med: None,
+                    metric: r.metric,
+                };
+                (r.dst, vec![attributes])
+            })
+            .collect();
+        out.insert(node.name.clone(), routes);
+    }
+    Ok(out)
+}

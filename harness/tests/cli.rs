@@ -422,3 +422,58 @@ fn confd_refuses_an_unsupported_calico_version_with_exit_2() {
     let (code, _, stderr) = calico_lab(&["run", "--topology", "/nonexistent", "--wait", "5"]);
     assert_eq!(code, 2, "{stderr}");
 }
+
+/// The upgrade gate from the seed's v3.23.2 to v3.32.1: the suite passes at both,
+/// the rollout's loss windows are reported, and so is the LOCAL_PREF change on the
+/// leafs.
+#[test]
+fn lab_cli_upgrade_reports_the_local_pref_change_and_the_loss_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("upgrade.json");
+    let name = unique("upgrade");
+    let (code, stdout, stderr) = calico_lab(&[
+        "upgrade",
+        "--from",
+        "v3.23.2",
+        "--to",
+        "v3.32.1",
+        "--name",
+        &name,
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("LOCAL_PREF of node blocks on leafs: 100 -> 2147482623"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["from"], "v3.23.2");
+    assert_eq!(report["to"], "v3.32.1");
+    assert_eq!(report["before"]["passed"], 10);
+    assert_eq!(report["after"]["passed"], 10);
+    let rollout = report["rollout"].as_array().unwrap();
+    assert!(!rollout.is_empty());
+    for pair in rollout {
+        assert!(pair["sent"].as_u64().unwrap() > 0, "{pair}");
+        assert!(pair["longest_gap_ms"].is_u64(), "{pair}");
+    }
+    assert!(report["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["attribute"] == "LOCAL_PREF"
+            && d["devices"] == "leafs"
+            && d["routes"] == "node blocks"
+            && d["after"] == "2147482623"));
+    let (status, _, _) = calico_lab(&["status", "--name", &name]);
+    assert_eq!(status, 2, "the lab was torn down");
+}
+
+#[test]
+fn upgrade_refuses_an_unsupported_version_with_exit_2() {
+    let (code, _, stderr) = calico_lab(&["upgrade", "--to", "v4.0.0"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("v3.23.0 to v3.32.x"), "{stderr}");
+}

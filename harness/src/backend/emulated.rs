@@ -17,9 +17,9 @@ use super::ownership::{remove_run, sweep, RunId};
 use super::{image, Backend, Flavor, Member, MemberRole, Pod, Running, Target};
 use crate::calico::bird::{upstream, CONFIG_DIR, CONTROL_SOCKET};
 use crate::calico::confd::{render, BirdFiles};
-use crate::calico::emulated::{self, pod_script, CalicoState};
+use crate::calico::emulated::{self, pod_route_script, pod_script, CalicoState};
 use crate::calico::resources::Resource;
-use crate::calico::Resources;
+use crate::calico::{CalicoVersion, Resources};
 use crate::error::{Error, Result};
 use crate::lab::{birdc, Progress};
 use crate::render::frr_conf;
@@ -29,6 +29,9 @@ use crate::wiring::{WiringPlan, FABRIC_DEVICE};
 /// Where the fabric container keeps the files applied to a running lab, so that a
 /// later handle (`attach`) holds the same Calico objects.
 const APPLIED_DIR: &str = "/etc/calico-lab/applied";
+
+/// Where it keeps the calico-node version of each node rolled to another one.
+const VERSIONS_DIR: &str = "/etc/calico-lab/versions";
 
 /// How long each phase of bring-up took.
 #[derive(Debug, Clone, Default)]
@@ -52,6 +55,8 @@ pub struct Emulated {
     /// What each node's BIRD runs now (upstream form).
     bird_files: BTreeMap<String, BirdFiles>,
     applied: usize,
+    /// Nodes rolled to another calico-node version than the topology's.
+    versions: BTreeMap<String, CalicoVersion>,
     /// Every member started; until then a create request may still be in flight.
     ready: bool,
     released: bool,
@@ -114,6 +119,7 @@ impl Emulated {
             pods: emulated::pods(topology, calico),
             bird_files: BTreeMap::new(),
             applied: 0,
+            versions: BTreeMap::new(),
             ready: false,
             released: false,
             timings: UpTimings {
@@ -168,6 +174,7 @@ impl Emulated {
             pods: Vec::new(),
             bird_files: BTreeMap::new(),
             applied: 0,
+            versions: BTreeMap::new(),
             ready: true,
             released: true,
             timings: UpTimings::default(),
@@ -182,9 +189,18 @@ impl Emulated {
             calico.apply(crate::calico::resources::parse(&text, &path)?)?;
             backend.applied += 1;
         }
+        let list = format!("cd {VERSIONS_DIR} 2>/dev/null && grep . * || true");
+        let listing = backend.exec(&fabric, &["sh", "-c", &list]).await?;
+        for line in listing.stdout.lines() {
+            if let Some((node, version)) = line.split_once(':') {
+                if let Ok(v) = version.trim().parse() {
+                    backend.versions.insert(node.to_string(), v);
+                }
+            }
+        }
         backend.pods = emulated::pods(topology, &calico);
         for (_, node) in topology.nodes() {
-            let files = render_node(topology, &calico, &node.name)?;
+            let files = render_node(&calico, &node.name, backend.version_of(&node.name))?;
             backend.bird_files.insert(node.name.clone(), files);
         }
         Ok((backend, calico))
@@ -251,7 +267,7 @@ impl Emulated {
             .map(|m| {
                 Ok((
                     m.device.clone(),
-                    render_node(&self.topology, calico, &m.device)?,
+                    render_node(calico, &m.device, self.version_of(&m.device))?,
                 ))
             })
             .collect::<Result<BTreeMap<_, _>>>()?;
@@ -297,7 +313,8 @@ impl Emulated {
             .await?;
         let pods: Vec<&Pod> = self.pods.iter().filter(|p| p.node == m.device).collect();
         if !pods.is_empty() {
-            self.checked(m, "wiring pods", &["sh", "-c", &pod_script(&pods)])
+            let metric = self.version_of(&m.device).workload_route_metric();
+            self.checked(m, "wiring pods", &["sh", "-c", &pod_script(&pods, metric)])
                 .await?;
         }
         Ok(())
@@ -437,12 +454,19 @@ impl Emulated {
     pub fn lab(&self) -> &str {
         &self.lab
     }
+
+    /// The calico-node version `node` runs.
+    fn version_of(&self, node: &str) -> CalicoVersion {
+        self.versions
+            .get(node)
+            .copied()
+            .unwrap_or_else(|| self.topology.calico_version())
+    }
 }
 
 /// The node's BIRD files as calico-node would write them, adapted for upstream BIRD.
-fn render_node(t: &Topology, calico: &Resources, node: &str) -> Result<BirdFiles> {
-    let files =
-        render(calico, node, t.calico_version()).map_err(crate::calico::CalicoError::from)?;
+fn render_node(calico: &Resources, node: &str, version: CalicoVersion) -> Result<BirdFiles> {
+    let files = render(calico, node, version).map_err(crate::calico::CalicoError::from)?;
     Ok(upstream(&files))
 }
 
@@ -535,7 +559,7 @@ impl Backend for Emulated {
     ) -> Result<Vec<String>> {
         let mut changed = BTreeMap::new();
         for (_, node) in self.topology.nodes() {
-            let files = render_node(&self.topology, next, &node.name)?;
+            let files = render_node(next, &node.name, self.version_of(&node.name))?;
             if self.bird_files.get(&node.name) != Some(&files) {
                 changed.insert(node.name.clone(), files);
             }
@@ -561,6 +585,38 @@ impl Backend for Emulated {
         docker::exec(&self.docker, &fabric, &["mkdir", "-p", APPLIED_DIR]).await?;
         docker::upload_file(&self.docker, &fabric, &path, yaml.as_bytes()).await?;
         Ok(changed.into_keys().collect())
+    }
+
+    async fn roll_calico_node(
+        &mut self,
+        node: &str,
+        version: CalicoVersion,
+        calico: &Resources,
+    ) -> Result<()> {
+        let files = render_node(calico, node, version)?;
+        let m = self.member(node)?.clone();
+        self.write_bird_files(&m, &files).await?;
+        // calico-node's pod is replaced: BIRD stops and starts with the new files.
+        // The containers' first process reaps no child, so a stopped BIRD stays a
+        // zombie: wait for its socket to stop answering instead of for the process.
+        let restart = format!(
+            "pkill -x bird; while birdc -s {CONTROL_SOCKET} show status >/dev/null 2>&1; do sleep 0.05; done; cd {CONFIG_DIR} && bird -c bird.cfg -s {CONTROL_SOCKET}"
+        );
+        self.checked(&m, "restarting BIRD", &["sh", "-c", &restart])
+            .await?;
+        // Felix of the new version reprograms the node's workload routes.
+        let pods: Vec<&Pod> = self.pods.iter().filter(|p| p.node == node).collect();
+        if !pods.is_empty() {
+            let script = pod_route_script(&pods, version.workload_route_metric());
+            self.checked(&m, "reprogramming workload routes", &["sh", "-c", &script])
+                .await?;
+        }
+        self.bird_files.insert(node.to_string(), files);
+        self.versions.insert(node.to_string(), version);
+        let fabric = self.member(FABRIC_DEVICE)?.container.clone();
+        docker::exec(&self.docker, &fabric, &["mkdir", "-p", VERSIONS_DIR]).await?;
+        let path = format!("{VERSIONS_DIR}/{node}");
+        docker::upload_file(&self.docker, &fabric, &path, version.to_string().as_bytes()).await
     }
 
     async fn member_states(&self) -> Result<Vec<(Member, String)>> {

@@ -202,6 +202,15 @@ pub trait Backend: Send + Sync {
         objects: &[Resource],
         next: &Resources,
     ) -> Result<Vec<String>>;
+    /// Rolls one node's calico-node to `version`, as a DaemonSet rollout replaces its
+    /// pod: the node's BGP configuration as that version writes it for `calico`, and
+    /// a restart (peers see the session go and come back).
+    async fn roll_calico_node(
+        &mut self,
+        node: &str,
+        version: crate::calico::CalicoVersion,
+        calico: &Resources,
+    ) -> Result<()>;
     /// Each member's state as the runtime reports it (`running`, `exited`, `absent`).
     async fn member_states(&self) -> Result<Vec<(Member, String)>>;
     /// Writes what only the runtime knows about a member (logs, files it runs with)

@@ -257,6 +257,18 @@ impl Backend for Replay {
         Ok(Vec::new())
     }
 
+    async fn roll_calico_node(
+        &mut self,
+        node: &str,
+        version: crate::calico::CalicoVersion,
+        _calico: &Resources,
+    ) -> Result<()> {
+        Err(Error::Lab {
+            lab: "replay".into(),
+            message: format!("a replay cannot roll calico-node on {node} to {version}"),
+        })
+    }
+
     async fn member_states(&self) -> Result<Vec<(Member, String)>> {
         Ok(self
             .members
@@ -318,6 +330,15 @@ impl Backend for Recorder {
         next: &Resources,
     ) -> Result<Vec<String>> {
         self.inner.apply(source, yaml, objects, next).await
+    }
+
+    async fn roll_calico_node(
+        &mut self,
+        node: &str,
+        version: crate::calico::CalicoVersion,
+        calico: &Resources,
+    ) -> Result<()> {
+        self.inner.roll_calico_node(node, version, calico).await
     }
 
     async fn member_states(&self) -> Result<Vec<(Member, String)>> {

@@ -137,17 +137,18 @@ pub fn veth_name(pod: &str) -> String {
 /// Shell commands that create `pods` in their node, as the CNI plugin and Felix wire
 /// them: a /32 on the pod's eth0, the 169.254.1.1 gateway the host answers by proxy
 /// ARP, and a /32 route to the pod on the host.
-pub fn pod_script(pods: &[&Pod]) -> String {
+pub fn pod_script(pods: &[&Pod], metric: Option<u32>) -> String {
     let mut s = String::from("set -e\n");
     for p in pods {
         let (n, v, ip) = (&p.name, veth_name(&p.name), p.ip);
+        let metric = metric.map(|m| format!(" metric {m}")).unwrap_or_default();
         let _ = write!(
             s,
             "ip netns add {n}\n\
              ip link add {v} type veth peer name eth0 netns {n}\n\
              ip link set {v} address ee:ee:ee:ee:ee:ee up\n\
              sysctl -qw net.ipv4.conf.{v}.proxy_arp=1 net.ipv4.neigh.{v}.proxy_delay=0 net.ipv4.conf.{v}.forwarding=1 net.ipv4.conf.{v}.rp_filter=0\n\
-             ip route add {ip}/32 dev {v} scope link\n\
+             ip route add {ip}/32 dev {v} scope link{metric}\n\
              ip netns exec {n} sysctl -qw net.ipv4.icmp_ratelimit=0\n\
              ip -n {n} link set lo up\n\
              ip -n {n} link set eth0 up\n\
@@ -169,6 +170,21 @@ pub fn expected_protocols(resources: &Resources, node: &str) -> Vec<String> {
         .running()
         .into_iter()
         .map(|p| p.protocol_name())
+        .collect()
+}
+
+/// Shell commands that give each pod's route on its node the metric Felix of another
+/// version gives it (what a calico-node upgrade reprograms).
+pub fn pod_route_script(pods: &[&Pod], metric: Option<u32>) -> String {
+    let metric = metric.map(|m| format!(" metric {m}")).unwrap_or_default();
+    pods.iter()
+        .map(|p| {
+            let v = veth_name(&p.name);
+            format!(
+                "ip route flush {ip}/32 dev {v}; ip route add {ip}/32 dev {v} scope link{metric}\n",
+                ip = p.ip
+            )
+        })
         .collect()
 }
 

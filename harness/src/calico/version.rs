@@ -87,6 +87,12 @@ impl CalicoVersion {
     pub fn metric_local_pref(self) -> bool {
         self.at_least(32)
     }
+
+    /// The metric Felix gives a workload's route on its node: from v3.32 the normal
+    /// route priority, 1024 (the value `calico_aggr` compares with); before, none.
+    pub fn workload_route_metric(self) -> Option<u32> {
+        self.metric_local_pref().then_some(1024)
+    }
 }
 
 impl FromStr for CalicoVersion {

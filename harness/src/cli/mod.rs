@@ -15,6 +15,7 @@ mod render;
 mod run;
 mod status;
 mod up;
+mod upgrade;
 mod validate;
 
 use std::path::PathBuf;
@@ -88,6 +89,11 @@ pub enum Command {
     /// Run a command on a member of a running lab: a router, a node, or a pod (in its
     /// network namespace). Exits with the command's exit code.
     Exec(exec::Args),
+    /// The Calico upgrade gate: the lab at --from (default: the topology's version),
+    /// the scenarios, calico-node rolled to --to node by node under continuous
+    /// traffic, the scenarios again, the loss windows and every difference in the
+    /// routes. Exit 1 when a scenario fails after, or loss exceeds its budget.
+    Upgrade(upgrade::Args),
     /// Bring a lab up and leave it running.
     Up(up::Args),
     /// Draw the topology (racks, nodes, leafs, spines, links with addresses, ASNs)
@@ -115,6 +121,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Collect(args) => collect::run(args).await,
         Command::Exec(args) => exec::run(args).await,
         Command::Up(args) => up::run(args).await,
+        Command::Upgrade(args) => upgrade::run(args).await,
         Command::Graph(args) => graph::run(args),
         Command::Down(args) => down::run(args).await,
         Command::Gc => gc::run().await,

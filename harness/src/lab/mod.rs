@@ -372,6 +372,17 @@ impl Lab {
         self.apply(&path.display().to_string(), &yaml).await
     }
 
+    /// Rolls `node`'s calico-node to `version` (new BGP configuration, restart).
+    pub async fn roll_calico_node(
+        &mut self,
+        node: &str,
+        version: crate::calico::CalicoVersion,
+    ) -> Result<()> {
+        self.backend
+            .roll_calico_node(node, version, &self.calico)
+            .await
+    }
+
     /// Each member with its state as the runtime reports it.
     pub async fn member_states(&self) -> Result<Vec<(Member, String)>> {
         self.backend.member_states().await

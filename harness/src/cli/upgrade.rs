@@ -1,0 +1,114 @@
+//! `calico-lab upgrade`: the Calico upgrade gate on a lab.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use calico_lab::calico::CalicoVersion;
+use calico_lab::upgrade::Upgrade;
+use calico_lab::{scenario, Error, KeepPolicy, LabOptions};
+
+use super::progress::Display;
+use super::TopologyArg;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    topology: TopologyArg,
+    /// The version the lab starts at (default: the topology's `calico.version`).
+    #[arg(long)]
+    from: Option<CalicoVersion>,
+    /// The version calico-node is rolled to, node by node.
+    #[arg(long)]
+    to: CalicoVersion,
+    /// Run only scenarios whose name contains PATTERN (repeatable; default: all).
+    #[arg(long = "scenario", short = 's', value_name = "PATTERN")]
+    scenarios: Vec<String>,
+    /// The longest window without replies any traffic pair may see during the
+    /// rollout, in milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    loss_budget_ms: u64,
+    /// Differences in the routes fail the gate too.
+    #[arg(long)]
+    strict: bool,
+    /// Lab name (default: the topology's name).
+    #[arg(long, short)]
+    name: Option<String>,
+    /// Keep the lab afterwards: never (default), on-failure, always.
+    #[arg(long, default_value = "never")]
+    keep: KeepPolicy,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the report as Markdown here (also appended to $GITHUB_STEP_SUMMARY when set).
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// Seconds each convergence wait may take (at least 1).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    wait: u64,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut topology = args.topology.load()?;
+    if let Some(from) = args.from {
+        topology.calico.version = from.to_string();
+    }
+    let scenarios = scenario::select(&args.scenarios)?;
+    for path in args.json.iter().chain(&args.markdown) {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|source| Error::Write {
+                path: path.clone(),
+                source,
+            })?;
+    }
+    let display = Display::new();
+    let upgrade = Upgrade {
+        topology,
+        to: args.to,
+        options: LabOptions {
+            name: args.name,
+            keep: args.keep,
+            progress: display.listener(),
+            ..LabOptions::default()
+        },
+        scenarios,
+        wait: Duration::from_secs(args.wait),
+        loss_budget: Duration::from_millis(args.loss_budget_ms),
+        strict: args.strict,
+    };
+    let report = upgrade.run().await;
+    display.finish();
+    let report = report?;
+    print!("{}", report.text());
+    let markdown = report.markdown();
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report.json())?).map_err(|source| {
+            Error::Write {
+                path: path.clone(),
+                source,
+            }
+        })?;
+    }
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, &markdown).map_err(|source| Error::Write {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+        use std::io::Write as _;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&summary)?;
+        writeln!(file, "{markdown}")?;
+    }
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
