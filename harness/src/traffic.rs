@@ -125,7 +125,7 @@ rtt min/avg/max/mdev = 0.100/0.100/0.100/0.000 ms\n";
         assert_eq!((loss.sent, loss.received), (9, 4));
         // Probes 4, 5, 6 went unanswered: 300 ms.
         assert_eq!(loss.longest_gap_ms, 300);
-        let all = "PING x\n64 bytes from 10.0.0.2: icmp_seq=1 ttl=64 time=0.1 ms\n\n--- x ---\n1 packets transmitted, 1 received, 0% packet loss, time 0ms\n";
+        let all = "PING 10.0.0.2 (10.0.0.2) 56(84) bytes of data.\n64 bytes from 10.0.0.2: icmp_seq=1 ttl=64 time=0.1 ms\n\n--- 10.0.0.2 ping statistics ---\n1 packets transmitted, 1 received, 0% packet loss, time 0ms\n";
         let result = probe::parse_ping(all).unwrap();
         assert_eq!(
             PairLoss::from_ping("a", "b", &result, INTERVAL).longest_gap_ms,

@@ -144,7 +144,8 @@ async fn start(reuse: bool) -> anyhow::Result<Lab> {
     Ok(lab)
 }
 
-fn topology() -> anyhow::Result<Topology> {
+/// The topology the environment names (`CALICO_LAB_TOPOLOGY`; default: the seed).
+pub fn topology() -> anyhow::Result<Topology> {
     let file = std::env::var_os("CALICO_LAB_TOPOLOGY")
         .filter(|v| !v.is_empty())
         .map(|v| workspace_path(PathBuf::from(v)));
