@@ -372,17 +372,7 @@ fn protocol(p: &Peer, me: &NodeInfo, my_ip: std::net::Ipv4Addr, version: CalicoV
             (false, None) => out.push_str("  ttl security off;\n  multihop;\n"),
         }
     }
-    let port = p
-        .port
-        .map(|port| format!(" port {port}"))
-        .unwrap_or_default();
-    let _ = writeln!(out, "  neighbor {}{port} as {};", p.ip, p.asn);
-    if p.source == SourceAddress::UseNodeIp {
-        let _ = writeln!(
-            out,
-            "  source address {my_ip};  # The local address we use for the TCP connection"
-        );
-    }
+    out.push_str(&peer_address(p, my_ip));
     if version.per_peer_filters() {
         let filters = if mesh { MESH_FILTERS } else { PEER_FILTERS };
         let call = if version.tunnel_route_filter() {
@@ -401,6 +391,22 @@ fn protocol(p: &Peer, me: &NodeInfo, my_ip: std::net::Ipv4Addr, version: CalicoV
         let _ = writeln!(out, "  passive on; # {why}, peer will connect to us.");
     }
     out.push_str(&peer_options(p, me));
+    out
+}
+
+/// The neighbor statement and, where the peer wants it, the source address.
+fn peer_address(p: &Peer, my_ip: std::net::Ipv4Addr) -> String {
+    let port = p
+        .port
+        .map(|port| format!(" port {port}"))
+        .unwrap_or_default();
+    let mut out = format!("  neighbor {}{port} as {};\n", p.ip, p.asn);
+    if p.source == SourceAddress::UseNodeIp {
+        let _ = writeln!(
+            out,
+            "  source address {my_ip};  # The local address we use for the TCP connection"
+        );
+    }
     out
 }
 
@@ -438,17 +444,7 @@ fn protocol_v32(p: &Peer, me: &NodeInfo, my_ip: std::net::Ipv4Addr, mesh: bool) 
         }
         (false, None) => out.push_str("  ttl security off;\n  multihop;\n"),
     }
-    let port = p
-        .port
-        .map(|port| format!(" port {port}"))
-        .unwrap_or_default();
-    let _ = writeln!(out, "  neighbor {}{port} as {};", p.ip, p.asn);
-    if p.source == SourceAddress::UseNodeIp {
-        let _ = writeln!(
-            out,
-            "  source address {my_ip};  # The local address we use for the TCP connection"
-        );
-    }
+    out.push_str(&peer_address(p, my_ip));
     out.push_str(METRIC_IMPORT);
     out.push_str(METRIC_EXPORT);
     let _ = writeln!(
