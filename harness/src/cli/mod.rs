@@ -109,6 +109,51 @@ pub enum Command {
     Bench(bench::Args),
 }
 
+/// Refuses report paths that cannot be written, before any lab starts (input: exit 2).
+pub fn check_writable<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> Result<(), Error> {
+    for path in paths {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|source| Error::Write {
+                path: path.clone(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// Writes each report (`path`, what it is, text) and appends `markdown` to
+/// `$GITHUB_STEP_SUMMARY` when set; one that fails does not stop the others, and
+/// the error names every one that failed.
+pub fn write_reports(reports: &[(&PathBuf, &str, String)], markdown: &str) -> anyhow::Result<()> {
+    let mut unwritten = Vec::new();
+    for (path, kind, text) in reports {
+        if let Err(e) = std::fs::write(path, text) {
+            unwritten.push(format!("{kind} report {}: {e}", path.display()));
+        }
+    }
+    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+        use std::io::Write as _;
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&summary)
+            .and_then(|mut file| writeln!(file, "{markdown}"));
+        if let Err(e) = appended {
+            unwritten.push(format!(
+                "GITHUB_STEP_SUMMARY {}: {e}",
+                summary.to_string_lossy()
+            ));
+        }
+    }
+    if !unwritten.is_empty() {
+        anyhow::bail!("reports not written: {}", unwritten.join("; "));
+    }
+    Ok(())
+}
+
 /// Runs one command; the exit code on success (a command's own, for `exec`).
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {

@@ -9,7 +9,7 @@ use calico_lab::job::Job;
 use calico_lab::{scenario, Error, Flavor, KeepPolicy, LabOptions};
 
 use super::progress::Display;
-use super::TopologyArg;
+use super::{check_writable, write_reports, TopologyArg};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -48,25 +48,8 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let topology = args.topology.load()?;
     let scenarios = scenario::select(&args.scenarios)?;
-    let outputs: Vec<(&PathBuf, &str)> = [
-        (&args.json, "JSON"),
-        (&args.junit, "JUnit"),
-        (&args.markdown, "Markdown"),
-    ]
-    .into_iter()
-    .filter_map(|(path, kind)| Some((path.as_ref()?, kind)))
-    .collect();
     // An unwritable report path is the user's input: refuse it before the lab starts.
-    for (path, _) in &outputs {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|source| Error::Write {
-                path: path.to_path_buf(),
-                source,
-            })?;
-    }
+    check_writable(args.json.iter().chain(&args.junit).chain(&args.markdown))?;
     let display = Display::new();
     let job = Job {
         topology,
@@ -94,36 +77,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("{matrix}");
     }
     println!("{}", report.table());
-    let json = serde_json::to_string_pretty(&report.json())?;
     let markdown = report.markdown();
-    let mut unwritten = Vec::new();
-    for (path, kind) in &outputs {
-        let text = match *kind {
-            "JSON" => &json,
-            "JUnit" => &report.junit(),
-            _ => &markdown,
-        };
-        if let Err(e) = std::fs::write(path, text) {
-            unwritten.push(format!("{kind} report {}: {e}", path.display()));
-        }
+    let mut reports = Vec::new();
+    if let Some(path) = &args.json {
+        reports.push((path, "JSON", serde_json::to_string_pretty(&report.json())?));
     }
-    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
-        use std::io::Write as _;
-        let appended = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&summary)
-            .and_then(|mut file| writeln!(file, "{markdown}"));
-        if let Err(e) = appended {
-            unwritten.push(format!(
-                "GITHUB_STEP_SUMMARY {}: {e}",
-                summary.to_string_lossy()
-            ));
-        }
+    if let Some(path) = &args.junit {
+        reports.push((path, "JUnit", report.junit()));
     }
-    if !unwritten.is_empty() {
-        anyhow::bail!("reports not written: {}", unwritten.join("; "));
+    if let Some(path) = &args.markdown {
+        reports.push((path, "Markdown", markdown.clone()));
     }
+    write_reports(&reports, &markdown)?;
     if !report.all_passed() {
         let (_, failed, _) = report.counts();
         return Err(Error::ScenariosFailed {

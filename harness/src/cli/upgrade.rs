@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use calico_lab::calico::CalicoVersion;
 use calico_lab::upgrade::Upgrade;
-use calico_lab::{scenario, Error, KeepPolicy, LabOptions};
+use calico_lab::{scenario, KeepPolicy, LabOptions};
 
 use super::progress::Display;
-use super::TopologyArg;
+use super::{check_writable, write_reports, TopologyArg};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -54,16 +54,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         topology.calico.version = from.to_string();
     }
     let scenarios = scenario::select(&args.scenarios)?;
-    for path in args.json.iter().chain(&args.markdown) {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|source| Error::Write {
-                path: path.clone(),
-                source,
-            })?;
-    }
+    check_writable(args.json.iter().chain(&args.markdown))?;
     let display = Display::new();
     let upgrade = Upgrade {
         topology,
@@ -84,28 +75,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let report = report?;
     print!("{}", report.text());
     let markdown = report.markdown();
+    let mut reports = Vec::new();
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report.json())?).map_err(|source| {
-            Error::Write {
-                path: path.clone(),
-                source,
-            }
-        })?;
+        reports.push((path, "JSON", serde_json::to_string_pretty(&report.json())?));
     }
     if let Some(path) = &args.markdown {
-        std::fs::write(path, &markdown).map_err(|source| Error::Write {
-            path: path.clone(),
-            source,
-        })?;
+        reports.push((path, "Markdown", markdown.clone()));
     }
-    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
-        use std::io::Write as _;
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&summary)?;
-        writeln!(file, "{markdown}")?;
-    }
+    write_reports(&reports, &markdown)?;
     Ok(if report.passed() {
         ExitCode::SUCCESS
     } else {
