@@ -99,6 +99,8 @@ pub enum Diagnosis {
     },
     /// The lab's containers are stopped or gone.
     LabGone { lab: String, members: Vec<String> },
+    /// Something bring-up waits for is not there yet (a node, a rollout, a pod).
+    Pending { what: String, state: String },
 }
 
 impl Diagnosis {
@@ -204,6 +206,7 @@ impl fmt::Display for Diagnosis {
                 "lab gone: {lab}'s containers are stopped or removed: {}",
                 members.join(", ")
             ),
+            Diagnosis::Pending { what, state } => write!(f, "pending: {what}: {state}"),
         }
     }
 }

@@ -36,6 +36,9 @@ pub enum Error {
         value: String,
         expected: &'static str,
     },
+    /// A combination of inputs the harness cannot run, with the reason.
+    #[error("{0}")]
+    Unsupported(String),
     #[error("no lab named '{0}' is running")]
     NoSuchLab(String),
     #[error("lab '{lab}' runs another topology (hash {running}, this one {given})")]
@@ -66,6 +69,17 @@ pub enum Error {
         #[source]
         source: bollard::errors::Error,
     },
+    #[error("kubernetes: {context}: {source}")]
+    Kube {
+        context: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// The machine cannot run a kind lab; every problem found, each with its fix.
+    #[error("preflight found {} problem(s):\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Preflight(Vec<crate::backend::kind::preflight::Problem>),
+    #[error(transparent)]
+    Manifest(#[from] crate::backend::kind::manifest::ManifestError),
     /// A container of that name exists already (another run claimed the name).
     #[error("container {0} exists already")]
     ContainerExists(String),
@@ -126,15 +140,17 @@ impl Error {
             | Error::Write { .. }
             | Error::LabName(_)
             | Error::InvalidOption { .. }
+            | Error::Unsupported(_)
             | Error::NoSuchLab(_)
             | Error::OtherTopology { .. }
             | Error::AlreadyRunning { .. }
             | Error::ContainerExists(_)
             | Error::NoSuchTarget { .. }
             | Error::UnknownScenario { .. } => 2,
-            Error::Environment { .. } => 3,
+            Error::Environment { .. } | Error::Preflight(_) | Error::Manifest(_) => 3,
             Error::Interrupted { number, .. } => u8::try_from(128 + number).unwrap_or(1),
             Error::Docker { .. }
+            | Error::Kube { .. }
             | Error::NotRunning { .. }
             | Error::Lab { .. }
             | Error::Io { .. }

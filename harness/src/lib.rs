@@ -11,7 +11,7 @@
 //! | [`topology`] | the topology model: load, validate, derive |
 //! | [`render`] | configs derived from a topology: FRR, VyOS, kind, Calico resources, diagrams |
 //! | [`calico`] | the emulated calico-node: resources, selectors, peers, IPAM, confd's render |
-//! | [`backend`] | the flavor seam and its implementations (emulated, replay) |
+//! | [`backend`] | the flavor seam and its implementations (emulated, kind, replay) |
 //! | [`lab`] | the lab handle users and scenarios work with |
 //! | [`probe`] | parsers for what daemons and tools print |
 //! | [`observe`] | reads a lab's state through its backend into typed values |

@@ -118,29 +118,9 @@ impl Report {
             self.summary(),
             md_cell(&self.started_text())
         );
-        out.push_str("| Scenario | Result | Duration | Diagnosis |\n");
-        out.push_str("| --- | --- | ---: | --- |\n");
+        out.push_str(MARKDOWN_HEADER);
         for o in &self.outcomes {
-            let (result, diagnosis) = match (&o.failure, &o.skipped) {
-                (Some(f), _) => {
-                    let dir = o
-                        .artifacts
-                        .as_ref()
-                        .map_or_else(|| "(none)".into(), |d| md_cell(&d.display().to_string()));
-                    (
-                        "❌ FAIL",
-                        format!("{}<br>artifacts: {dir}", md_cell(&f.diagnosis.to_string())),
-                    )
-                }
-                (None, Some(reason)) => ("⏭️ skip", md_cell(reason)),
-                (None, None) => ("✅ pass", String::new()),
-            };
-            let _ = writeln!(
-                out,
-                "| `{}` | {result} | {:.1} s | {diagnosis} |",
-                code_span(&o.name).replace('|', "\\|"),
-                o.duration.as_secs_f64()
-            );
+            out.push_str(&markdown_row(o));
         }
         for o in &self.outcomes {
             // A failed run keeps its matrix in the failure's detail.
@@ -162,7 +142,17 @@ impl Report {
     /// properties, one `<testcase>` per scenario; a failure's message is its
     /// diagnosis, its body the detail and artifact folder.
     pub fn junit(&self) -> String {
-        let mut suite = TestSuite::new("calico-lab");
+        let mut report = quick_junit::Report::new("calico-lab");
+        report.set_timestamp(self.started);
+        report.add_test_suite(self.junit_suite("calico-lab"));
+        report
+            .to_string()
+            .unwrap_or_else(|e| format!("<!-- JUnit report not serialised: {e} -->\n"))
+    }
+
+    /// The scenarios as one JUnit test suite named `name`.
+    pub fn junit_suite(&self, name: &str) -> TestSuite {
+        let mut suite = TestSuite::new(name);
         suite.add_properties([
             Property::new("lab", self.lab.as_str()),
             Property::new("topology", self.topology.as_str()),
@@ -204,12 +194,7 @@ impl Report {
             }
             suite.add_test_case(case);
         }
-        let mut report = quick_junit::Report::new("calico-lab");
-        report.set_timestamp(self.started);
-        report.add_test_suite(suite);
-        report
-            .to_string()
-            .unwrap_or_else(|e| format!("<!-- JUnit report not serialised: {e} -->\n"))
+        suite
     }
 
     /// The run as JSON: lab, topology, flavor, started, counts, and one object per
@@ -261,6 +246,34 @@ fn one_line(s: &str) -> String {
         .collect()
 }
 
+/// The header of the Markdown scenario table.
+pub const MARKDOWN_HEADER: &str =
+    "| Scenario | Result | Duration | Diagnosis |\n| --- | --- | ---: | --- |\n";
+
+/// One scenario's row of the Markdown table (a test runner appends rows to a job
+/// summary as scenarios end).
+pub fn markdown_row(o: &Outcome) -> String {
+    let (result, diagnosis) = match (&o.failure, &o.skipped) {
+        (Some(f), _) => {
+            let dir = o
+                .artifacts
+                .as_ref()
+                .map_or_else(|| "(none)".into(), |d| md_cell(&d.display().to_string()));
+            (
+                "❌ FAIL",
+                format!("{}<br>artifacts: {dir}", md_cell(&f.diagnosis.to_string())),
+            )
+        }
+        (None, Some(reason)) => ("⏭️ skip", md_cell(reason)),
+        (None, None) => ("✅ pass", String::new()),
+    };
+    format!(
+        "| `{}` | {result} | {:.1} s | {diagnosis} |\n",
+        code_span(&o.name).replace('|', "\\|"),
+        o.duration.as_secs_f64()
+    )
+}
+
 /// Text safe in a backtick code span (inside a table cell, pipes need escaping too).
 fn code_span(s: &str) -> String {
     one_line(s).replace('`', "'")
@@ -286,7 +299,7 @@ fn md_cell(s: &str) -> String {
 
 /// Text without the characters XML 1.0 forbids (control characters but tab, newline
 /// and carriage return).
-fn xml_safe(s: &str) -> String {
+pub(crate) fn xml_safe(s: &str) -> String {
     s.chars()
         .filter(|&c| matches!(c, '\t' | '\n' | '\r' | ' '..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..))
         .collect()

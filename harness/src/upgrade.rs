@@ -151,6 +151,68 @@ impl UpgradeReport {
         })
     }
 
+    /// JUnit: the scenarios at each version as a suite each, and a suite `upgrade`
+    /// whose cases are the rollout's loss (each pair's longest window as a
+    /// property) and the differences in the routes (failing only with `strict`).
+    pub fn junit(&self) -> String {
+        use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
+        let failure = |message: String| {
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            status.set_message(crate::report::xml_safe(&message));
+            status
+        };
+        let mut suite = TestSuite::new("upgrade");
+        suite.add_properties([
+            Property::new("from", self.from.to_string()),
+            Property::new("to", self.to.to_string()),
+            Property::new("loss budget ms", self.loss_budget.as_millis().to_string()),
+        ]);
+        let worst = traffic::worst(&self.rollout).map_or(0, |w| w.longest_gap_ms);
+        let mut loss = TestCase::new(
+            "rollout_loss_within_budget",
+            if self.loss_within_budget() {
+                TestCaseStatus::success()
+            } else {
+                failure(format!(
+                    "longest window without replies {worst} ms > budget {} ms",
+                    self.loss_budget.as_millis()
+                ))
+            },
+        );
+        for l in &self.rollout {
+            loss.add_property(Property::new(
+                format!("{} -> {}", l.from, l.to),
+                format!(
+                    "{}/{} answered, longest window {} ms",
+                    l.received, l.sent, l.longest_gap_ms
+                ),
+            ));
+        }
+        suite.add_test_case(loss);
+        let listed: Vec<String> = self.differences.iter().map(|d| d.to_string()).collect();
+        let mut diffs = TestCase::new(
+            "route_differences",
+            if self.strict && !listed.is_empty() {
+                failure(format!("{} difference(s) with --strict", listed.len()))
+            } else {
+                TestCaseStatus::success()
+            },
+        );
+        diffs.set_system_out(crate::report::xml_safe(&if listed.is_empty() {
+            "none".to_string()
+        } else {
+            listed.join("\n")
+        }));
+        suite.add_test_case(diffs);
+        let mut report = quick_junit::Report::new("calico-lab upgrade");
+        report.add_test_suite(self.before.junit_suite(&format!("at {}", self.from)));
+        report.add_test_suite(self.after.junit_suite(&format!("at {}", self.to)));
+        report.add_test_suite(suite);
+        report
+            .to_string()
+            .unwrap_or_else(|e| format!("<!-- JUnit report not serialised: {e} -->\n"))
+    }
+
     pub fn markdown(&self) -> String {
         let mut out = format!(
             "## Calico upgrade {} -> {}: {}\n\n",

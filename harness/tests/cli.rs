@@ -166,7 +166,11 @@ fn lab_cli_run_passes_on_the_seed_and_writes_every_report() {
         &markdown,
     ]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert!(stdout.contains("10 passed, 0 failed"), "{stdout}");
+    let all = calico_lab::scenario::SCENARIOS.len();
+    assert!(
+        stdout.contains(&format!("{all} passed, 0 failed")),
+        "{stdout}"
+    );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let names: Vec<&str> = report["scenarios"]
@@ -430,6 +434,7 @@ fn confd_refuses_an_unsupported_calico_version_with_exit_2() {
 fn lab_cli_upgrade_reports_the_local_pref_change_and_the_loss_windows() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("upgrade.json");
+    let junit = dir.path().join("upgrade.xml");
     let name = unique("upgrade");
     let (code, stdout, stderr) = calico_lab(&[
         "upgrade",
@@ -441,8 +446,22 @@ fn lab_cli_upgrade_reports_the_local_pref_change_and_the_loss_windows() {
         &name,
         "--json",
         json.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    for needle in [
+        "<testsuite name=\"at v3.23.2\"",
+        "<testsuite name=\"at v3.32.1\"",
+        "<testsuite name=\"upgrade\"",
+        "<testcase name=\"rollout_loss_within_budget\"",
+        "<testcase name=\"route_differences\"",
+        "LOCAL_PREF of node blocks on leafs: 100 -&gt; 2147482623",
+    ] {
+        assert!(xml.contains(needle), "{needle} not in\n{xml}");
+    }
+    assert!(!xml.contains("<failure"), "{xml}");
     assert!(
         stdout.contains("LOCAL_PREF of node blocks on leafs: 100 -> 2147482623"),
         "{stdout}"
@@ -451,8 +470,9 @@ fn lab_cli_upgrade_reports_the_local_pref_change_and_the_loss_windows() {
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(report["from"], "v3.23.2");
     assert_eq!(report["to"], "v3.32.1");
-    assert_eq!(report["before"]["passed"], 10);
-    assert_eq!(report["after"]["passed"], 10);
+    let all = calico_lab::scenario::SCENARIOS.len();
+    assert_eq!(report["before"]["passed"], all);
+    assert_eq!(report["after"]["passed"], all);
     let rollout = report["rollout"].as_array().unwrap();
     assert!(!rollout.is_empty());
     for pair in rollout {
@@ -519,4 +539,49 @@ fn lab_cli_run_reports_every_scenario_when_the_lab_does_not_converge() {
         );
     }
     let _ = std::fs::remove_dir_all(scenarios[0]["artifacts"].as_str().unwrap());
+}
+
+/// The kind flavor's dry run prints every step and creates nothing; what it cannot
+/// run is refused with exit 2.
+#[test]
+fn kind_dry_run_prints_every_step_and_bad_combinations_exit_2() {
+    let (code, stdout, stderr) = calico_lab(&["run", "--flavor", "kind", "--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    for needle in [
+        "preflight: kind v0.20 or later",
+        "run: kind create cluster --name calico-bgp-rr",
+        "create container calico-bgp-rr-leaf0 (device leaf0, image burlyluo/vyos:1.4.9",
+        "projectcalico.org/ASNumber: \"65005\"",
+        "kind: BGPPeer",
+        "DaemonSet kube-system/calico-node rolled out",
+        "kind delete cluster",
+    ] {
+        assert!(stdout.contains(needle), "{needle} not in\n{stdout}");
+    }
+    let (code, stdout, _) =
+        calico_lab(&["up", "--flavor", "kind", "--routers", "frr", "--dry-run"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("write /etc/frr/frr.conf before start"),
+        "{stdout}"
+    );
+    for (args, message) in [
+        (&["run", "--dry-run"][..], "add --flavor kind"),
+        (
+            &["run", "--flavor", "kind", "--dry-run", "--name", "other"],
+            "differs from the topology's name",
+        ),
+        (
+            &["run", "--routers", "vyos", "--scenario", "same_host"],
+            "VyOS routers run on the kind flavor",
+        ),
+        (
+            &["run", "--flavor", "kind", "--routers", "bird", "--dry-run"],
+            "unknown router kind",
+        ),
+    ] {
+        let (code, _, stderr) = calico_lab(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
 }

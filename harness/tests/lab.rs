@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use calico_lab::backend::docker::{self, ContainerSpec, ExecOutput, LABEL_LAB, LABEL_RUN};
+use calico_lab::backend::docker::{
+    self, ContainerSpec, ExecOutput, LABEL_FLAVOR, LABEL_LAB, LABEL_RUN,
+};
 use calico_lab::backend::emulated::members;
 use calico_lab::backend::ownership::{self, RunId};
 use calico_lab::{KeepPolicy, Lab, LabOptions, Target, Topology};
@@ -230,7 +232,7 @@ async fn leftover(docker: &bollard::Docker, lab: &str, device: &str) -> String {
             (LABEL_LAB.to_string(), lab.to_string()),
             (LABEL_RUN.to_string(), dead_run),
         ]),
-        host_pid: false,
+        ..ContainerSpec::default()
     };
     docker::run(docker, &spec).await.unwrap()
 }
@@ -260,6 +262,65 @@ async fn lab_startup_sweeps_what_a_killed_run_left() {
 }
 
 #[tokio::test]
+async fn lab_down_of_a_kind_lab_removes_its_cluster_and_no_other() {
+    let name = lab_name("kind-down");
+    let docker = docker::connect().await.unwrap();
+    let image = calico_lab::backend::image::ensure_image(&docker)
+        .await
+        .unwrap()
+        .tag;
+    let start = |container: String, labels: HashMap<String, String>| {
+        let spec = ContainerSpec {
+            name: container,
+            hostname: "x".into(),
+            image: image.clone(),
+            cmd: vec!["sleep".into(), "infinity".into()],
+            labels,
+            ..ContainerSpec::default()
+        };
+        let docker = docker.clone();
+        async move { docker::run(&docker, &spec).await.unwrap() }
+    };
+    let kind_label =
+        |cluster: &str| HashMap::from([("io.x-k8s.kind.cluster".to_string(), cluster.to_string())]);
+    // A kind lab's router, and two kind node containers: its cluster's and another's.
+    let router = start(
+        format!("{name}-leaf0"),
+        HashMap::from([
+            (LABEL_LAB.to_string(), name.clone()),
+            (LABEL_RUN.to_string(), "detached-1-1".to_string()),
+            (LABEL_FLAVOR.to_string(), "kind".to_string()),
+        ]),
+    )
+    .await;
+    let node = start(format!("{name}-control-plane"), kind_label(&name)).await;
+    let other = start(
+        format!("{name}x-control-plane"),
+        kind_label(&format!("{name}x")),
+    )
+    .await;
+
+    let removed = ownership::down(&name).await;
+    let gone = |id: String| {
+        let docker = docker.clone();
+        async move { docker.inspect_container(&id, None).await.is_err() }
+    };
+    let (router_gone, node_gone, other_gone) = (
+        gone(router).await,
+        gone(node).await,
+        gone(other.clone()).await,
+    );
+    docker::remove(&docker, &[other]).await.unwrap();
+    let removed = removed.unwrap();
+    assert!(router_gone && node_gone, "removed: {removed:?}");
+    assert!(!other_gone, "another cluster's node was removed");
+    assert!(
+        removed.contains(&format!("{name}-control-plane")),
+        "{removed:?}"
+    );
+}
+
+#[tokio::test]
 async fn lab_gc_removes_dead_runs_only_and_never_unlabelled_containers() {
     let name = lab_name("gc");
     let docker = docker::connect().await.unwrap();
@@ -276,7 +337,7 @@ async fn lab_gc_removes_dead_runs_only_and_never_unlabelled_containers() {
             image,
             cmd: vec!["sleep".into(), "infinity".into()],
             labels: HashMap::new(),
-            host_pid: false,
+            ..ContainerSpec::default()
         },
     )
     .await

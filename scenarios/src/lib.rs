@@ -7,7 +7,7 @@
 //! - [`run_as_tests`]: a `harness = false` test binary's `main`, one test per scenario.
 //!
 //! Environment: `CALICO_LAB_TOPOLOGY` (a topology file; default: the embedded seed
-//! lab), `CALICO_LAB_FLAVOR` (`emulated`, the default; `kind` is not built yet),
+//! lab), `CALICO_LAB_FLAVOR` (`emulated`, the default, or `kind`; `CALICO_LAB_ROUTERS` `vyos` or `frr`),
 //! `CALICO_LAB_REUSE=1`, `CALICO_LAB_KEEP` (`never`, `on-failure`, `always`),
 //! `CALICO_LAB_WAIT` (seconds per convergence wait, default 60).
 
@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use calico_lab::backend::{routers_from_env, NodeKind};
 use calico_lab::scenario::{self, Scenario};
 use calico_lab::{Flavor, KeepPolicy, Lab, LabOptions, Topology};
 use rstest::fixture;
@@ -92,6 +93,7 @@ fn run_one(s: &'static Scenario) -> Result<(), libtest_mimic::Failed> {
             .await
             .map_err(|e| format!("the lab did not come up: {e:#}"))?;
         let outcome = scenario::run(&lab, s).await;
+        append_to_job_summary(&outcome);
         println!("{}", outcome.report);
         if let Some(reason) = &outcome.skipped {
             println!("skipped: {reason}");
@@ -133,9 +135,15 @@ async fn start(reuse: bool) -> anyhow::Result<Lab> {
     if reuse {
         return shared(t, flavor, wait).await;
     }
+    // kind names its nodes after the cluster: a kind lab is named as its topology.
+    let name = match flavor.nodes {
+        NodeKind::Kind => t.name.clone(),
+        NodeKind::Emulated => format!("s{}-{}", std::process::id(), short(&t.name)),
+    };
     let options = LabOptions {
-        name: Some(format!("s{}-{}", std::process::id(), short(&t.name))),
+        name: Some(name),
         flavor,
+        routers: routers_from_env()?,
         keep: KeepPolicy::from_env()?,
         ..LabOptions::default()
     };
@@ -168,7 +176,10 @@ fn workspace_path(path: PathBuf) -> PathBuf {
 /// (detached), the others join it; a lock file keeps them from racing. A joined lab
 /// is checked for convergence too, so a stale shared lab is not trusted blindly.
 async fn shared(t: Topology, flavor: Flavor, wait: Duration) -> anyhow::Result<Lab> {
-    let name = format!("reuse-{}", &t.hash()[..12]);
+    let name = match flavor.nodes {
+        NodeKind::Kind => t.name.clone(),
+        NodeKind::Emulated => format!("reuse-{}", &t.hash()[..12]),
+    };
     let dir = calico_lab::artifacts::root().join("..");
     std::fs::create_dir_all(&dir)?;
     let lock = File::create(dir.join(format!("{name}.lock")))?;
@@ -179,6 +190,7 @@ async fn shared(t: Topology, flavor: Flavor, wait: Duration) -> anyhow::Result<L
             let options = LabOptions {
                 name: Some(name.clone()),
                 flavor,
+                routers: routers_from_env()?,
                 detached: true,
                 ..LabOptions::default()
             };
@@ -191,6 +203,24 @@ async fn shared(t: Topology, flavor: Flavor, wait: Duration) -> anyhow::Result<L
     drop(lock);
     lab.converge(wait).await?;
     Ok(lab)
+}
+
+/// On GitHub Actions, each scenario's row of the Markdown table goes to the job
+/// summary as it ends (the workflow writes the table's header first).
+fn append_to_job_summary(outcome: &scenario::Outcome) {
+    use std::io::Write;
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else {
+        return;
+    };
+    let row = calico_lab::report::markdown_row(outcome);
+    let written = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(row.as_bytes()));
+    if let Err(e) = written {
+        eprintln!("GITHUB_STEP_SUMMARY {}: {e}", PathBuf::from(path).display());
+    }
 }
 
 /// Lab names stay short: the test's process id plus the topology's first letters.

@@ -19,6 +19,8 @@ pub const LABEL_ROLE: &str = "calico-lab.role";
 pub const LABEL_RUN: &str = "calico-lab.run";
 pub const LABEL_TOPOLOGY: &str = "calico-lab.topology";
 /// Which Calico objects the lab started from (`installed` or `configured`).
+/// `emulated` or `kind`: how `down`, `gc` and `attach` treat the lab.
+pub const LABEL_FLAVOR: &str = "calico-lab.flavor";
 pub const LABEL_CALICO: &str = "calico-lab.calico";
 
 /// Connects to the local engine and agrees on an API version it speaks.
@@ -44,15 +46,21 @@ pub async fn connect() -> Result<Docker> {
 /// A lab container: isolated from every Docker network, with just the rights that
 /// network namespaces, veths and per-interface sysctls need (`--privileged` is
 /// refused on some engines and grants far more).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ContainerSpec {
     pub name: String,
     pub hostname: String,
     pub image: String,
+    /// Empty: the image's own command.
     pub cmd: Vec<String>,
     pub labels: HashMap<String, String>,
     /// Sees host PIDs: only the short-lived wiring helper.
     pub host_pid: bool,
+    /// Only where the engine allows it and the software needs it (VyOS's systemd).
+    pub privileged: bool,
+    pub binds: Vec<String>,
+    /// Written into the container before it starts: (path, contents).
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 impl ContainerSpec {
@@ -81,7 +89,7 @@ impl ContainerSpec {
         ContainerCreateBody {
             image: Some(self.image.clone()),
             hostname: Some(self.hostname.clone()),
-            cmd: Some(self.cmd.clone()),
+            cmd: (!self.cmd.is_empty()).then(|| self.cmd.clone()),
             labels: Some(self.labels.clone()),
             // No libnetwork endpoint at all, only a fresh namespace: the engine's
             // network bookkeeping (which deadlocks on Docker 20.10 when many
@@ -99,6 +107,8 @@ impl ContainerSpec {
                 masked_paths: Some(vec![]),
                 readonly_paths: Some(vec![]),
                 sysctls,
+                privileged: self.privileged.then_some(true),
+                binds: (!self.binds.is_empty()).then(|| self.binds.clone()),
                 init: Some(false),
                 ..Default::default()
             }),
@@ -107,8 +117,18 @@ impl ContainerSpec {
     }
 }
 
-/// Creates and starts a container; returns its id.
+/// Creates a container, writes its files, starts it; returns its id.
 pub async fn run(docker: &Docker, spec: &ContainerSpec) -> Result<String> {
+    let id = create(docker, spec).await?;
+    docker
+        .start_container(&id, None)
+        .await
+        .map_err(Error::docker(format!("start container {}", spec.name)))?;
+    Ok(id)
+}
+
+/// Creates a container and writes its files, without starting it; returns its id.
+pub async fn create(docker: &Docker, spec: &ContainerSpec) -> Result<String> {
     let options = CreateContainerOptionsBuilder::default()
         .name(&spec.name)
         .build();
@@ -121,11 +141,25 @@ pub async fn run(docker: &Docker, spec: &ContainerSpec) -> Result<String> {
             } => Error::ContainerExists(spec.name.clone()),
             e => Error::docker(format!("create container {}", spec.name))(e),
         })?;
-    docker
-        .start_container(&created.id, None)
-        .await
-        .map_err(Error::docker(format!("start container {}", spec.name)))?;
+    for (path, contents) in &spec.files {
+        upload_file(docker, &created.id, path, contents).await?;
+    }
     Ok(created.id)
+}
+
+/// Pulls `image` unless the engine has it.
+pub async fn pull_if_absent(docker: &Docker, image: &str) -> Result<()> {
+    if docker.inspect_image(image).await.is_ok() {
+        return Ok(());
+    }
+    let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
+        .from_image(image)
+        .build();
+    let mut stream = docker.create_image(Some(options), None, None);
+    while let Some(progress) = futures_util::StreamExt::next(&mut stream).await {
+        progress.map_err(Error::docker(format!("pull {image}")))?;
+    }
+    Ok(())
 }
 
 /// The host PID of a running container's first process.
@@ -212,6 +246,14 @@ pub async fn exec(docker: &Docker, container: &str, cmd: &[&str]) -> Result<Exec
         .map_err(Error::docker(context()))?;
     out.exit_code = inspected.exit_code.unwrap_or(-1);
     Ok(out)
+}
+
+/// Runs a shell script in a short-lived helper container, then removes it.
+pub async fn run_once(docker: &Docker, helper: &ContainerSpec, script: &str) -> Result<ExecOutput> {
+    run(docker, helper).await?;
+    let result = exec(docker, &helper.name, &["sh", "-c", script]).await;
+    remove(docker, std::slice::from_ref(&helper.name)).await?;
+    result
 }
 
 /// Writes one file into a container (created or running).

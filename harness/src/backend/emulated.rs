@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use bollard::Docker;
 
 use super::docker::{
-    self, ContainerSpec, ExecOutput, LABEL_CALICO, LABEL_DEVICE, LABEL_LAB, LABEL_ROLE, LABEL_RUN,
-    LABEL_TOPOLOGY,
+    self, ContainerSpec, ExecOutput, LABEL_CALICO, LABEL_DEVICE, LABEL_FLAVOR, LABEL_LAB,
+    LABEL_ROLE, LABEL_RUN, LABEL_TOPOLOGY,
 };
 use super::ownership::{remove_run, sweep, RunId};
 use super::{image, Backend, Flavor, Member, MemberRole, Pod, Running, Target};
@@ -355,7 +355,7 @@ impl Emulated {
             image: image.to_string(),
             cmd: vec!["sleep".into(), "infinity".into()],
             labels: self.labels(&m.device, m.role.as_str()),
-            host_pid: false,
+            ..ContainerSpec::default()
         }
     }
 
@@ -370,6 +370,7 @@ impl Emulated {
                 LABEL_CALICO.to_string(),
                 self.calico_state.as_str().to_string(),
             ),
+            (LABEL_FLAVOR.to_string(), "emulated".to_string()),
         ])
     }
 
@@ -393,11 +394,9 @@ impl Emulated {
             cmd: vec!["sleep".into(), "120".into()],
             labels: self.labels("wiring", "helper"),
             host_pid: true,
+            ..ContainerSpec::default()
         };
-        docker::run(&self.docker, &helper).await?;
-        let result = docker::exec(&self.docker, &helper.name, &["sh", "-c", &script]).await;
-        docker::remove(&self.docker, std::slice::from_ref(&helper.name)).await?;
-        let out = result?;
+        let out = docker::run_once(&self.docker, &helper, &script).await?;
         if out.success() {
             Ok(())
         } else {

@@ -29,7 +29,7 @@ pub const PACKAGES: &[&str] = &[
 const RECIPE_REVISION: u32 = 1;
 
 /// FRR's daemons file: zebra and bgpd, in the datacenter profile.
-const FRR_DAEMONS: &str = "bgpd=yes
+pub const FRR_DAEMONS: &str = "bgpd=yes
 vtysh_enable=yes
 zebra_options=\"  -A 127.0.0.1 -s 90000000\"
 bgpd_options=\"   -A 127.0.0.1\"

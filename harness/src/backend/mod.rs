@@ -5,6 +5,7 @@
 //! | module | job |
 //! |---|---|
 //! | [`emulated`] | nodes as BIRD containers with pods as namespaces, FRR routers, in Docker |
+//! | [`kind`] | a kind cluster running the real calico-node, VyOS or FRR routers |
 //! | [`replay`] | answers from recorded outputs, for offline tests of checks and diagnoses |
 //! | [`docker`] | labelled access to the Docker engine, for the backends that use it |
 //! | [`image`] | the emulated flavor's image, built locally |
@@ -13,6 +14,7 @@
 pub mod docker;
 pub mod emulated;
 pub mod image;
+pub mod kind;
 pub mod ownership;
 pub mod replay;
 
@@ -74,14 +76,7 @@ pub enum NodeKind {
     Kind,
 }
 
-/// What runs the fabric's routers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RouterKind {
-    #[default]
-    Frr,
-    Vyos,
-}
+pub use crate::topology::RouterKind;
 
 /// The two axes of a lab's runtime. Both router kinds answer `vtysh ... json` and
 /// both node kinds answer BIRD's `show protocols`, so probes stay shared.
@@ -103,6 +98,20 @@ impl Flavor {
             Ok(value) if !value.is_empty() => value.parse(),
             _ => Ok(Flavor::EMULATED),
         }
+    }
+}
+
+/// `CALICO_LAB_ROUTERS` (`vyos` or `frr`), the kind flavor's routers; `None` when unset.
+pub fn routers_from_env() -> Result<Option<RouterKind>> {
+    match std::env::var("CALICO_LAB_ROUTERS") {
+        Ok(value) if !value.is_empty() => {
+            value.parse().map(Some).map_err(|_| Error::InvalidOption {
+                option: "CALICO_LAB_ROUTERS",
+                value,
+                expected: "vyos, frr",
+            })
+        }
+        _ => Ok(None),
     }
 }
 
@@ -177,7 +186,7 @@ pub trait Running: Send {
 }
 
 /// The verbs every flavor answers. Implementations: [`emulated::Emulated`] and
-/// [`replay::Replay`]; the kind flavor comes next.
+/// [`kind::Kind`] and [`replay::Replay`].
 #[async_trait]
 pub trait Backend: Send + Sync {
     fn flavor(&self) -> Flavor;

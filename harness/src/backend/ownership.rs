@@ -4,7 +4,7 @@
 use bollard::models::ContainerSummary;
 use bollard::Docker;
 
-use super::docker::{self, LABEL_LAB, LABEL_RUN};
+use super::docker::{self, LABEL_FLAVOR, LABEL_LAB, LABEL_RUN};
 use crate::error::{Error, Result};
 
 /// Identifies one lab and the process that owns it:
@@ -128,11 +128,28 @@ fn run_of(c: &ContainerSummary) -> RunId {
     )
 }
 
-/// Removes listed containers; returns their names.
+/// Removes listed containers, and first the kind cluster of a kind lab among them
+/// (the fabric container, removed last, is the lab's claim on the cluster); returns
+/// their names.
 async fn remove_listed(docker: &Docker, containers: &[ContainerSummary]) -> Result<Vec<String>> {
+    let label = |c: &ContainerSummary, key: &str| c.labels.as_ref()?.get(key).cloned();
+    let kind_labs: std::collections::BTreeSet<String> = containers
+        .iter()
+        .filter(|c| label(c, LABEL_FLAVOR).as_deref() == Some("kind"))
+        .filter_map(|c| label(c, LABEL_LAB))
+        .collect();
+    let mut names = Vec::new();
+    for lab in kind_labs {
+        names.extend(remove_kind_cluster(docker, &lab).await?);
+    }
     let ids: Vec<String> = containers.iter().filter_map(|c| c.id.clone()).collect();
     docker::remove(docker, &ids).await?;
-    Ok(containers
+    names.extend(container_names(containers));
+    Ok(names)
+}
+
+fn container_names(containers: &[ContainerSummary]) -> Vec<String> {
+    containers
         .iter()
         .filter_map(|c| {
             c.names
@@ -140,7 +157,34 @@ async fn remove_listed(docker: &Docker, containers: &[ContainerSummary]) -> Resu
                 .first()
                 .map(|n| n.trim_start_matches('/').to_string())
         })
-        .collect())
+        .collect()
+}
+
+/// Deletes lab `lab`'s kind cluster with `kind`, or, where kind is missing or
+/// fails, removes its node containers by kind's own label; returns their names.
+async fn remove_kind_cluster(docker: &Docker, lab: &str) -> Result<Vec<String>> {
+    let nodes = docker::list(docker, &[format!("{KIND_CLUSTER_LABEL}={lab}")]).await?;
+    if let Err(e) = super::kind::delete_cluster(lab).await {
+        tracing::warn!("kind delete cluster {lab}: {e}; removing its node containers directly");
+        let ids: Vec<String> = nodes.iter().filter_map(|c| c.id.clone()).collect();
+        docker::remove(docker, &ids).await?;
+    }
+    super::kind::remove_state(lab)?;
+    Ok(container_names(&nodes))
+}
+
+/// kind's label on the node containers of a cluster.
+const KIND_CLUSTER_LABEL: &str = "io.x-k8s.kind.cluster";
+
+/// The labels of lab `name`'s containers (those of the first one found).
+pub async fn lab_labels(name: &str) -> Result<std::collections::HashMap<String, String>> {
+    let docker = docker::connect().await?;
+    let found = docker::list(&docker, &[format!("{LABEL_LAB}={name}")]).await?;
+    found
+        .into_iter()
+        .next()
+        .map(|c| c.labels.unwrap_or_default())
+        .ok_or_else(|| Error::NoSuchLab(name.to_string()))
 }
 
 /// Lab names become container-name prefixes and labels: a DNS label.

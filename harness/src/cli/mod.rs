@@ -65,6 +65,45 @@ impl LabArg {
     }
 }
 
+/// Which runtime brings the lab up.
+#[derive(Args, Clone)]
+pub struct FlavorArg {
+    /// emulated (default) or kind (`CALICO_LAB_FLAVOR`).
+    #[arg(long, env = "CALICO_LAB_FLAVOR", default_value = "emulated")]
+    pub flavor: calico_lab::Flavor,
+    /// Routers on the kind flavor: vyos or frr (default: the topology's, else vyos).
+    #[arg(long, env = "CALICO_LAB_ROUTERS")]
+    pub routers: Option<calico_lab::backend::RouterKind>,
+    /// Print every step the kind flavor would take (commands, containers, every
+    /// Kubernetes object, waits) and exit; nothing is created.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl FlavorArg {
+    /// With `--dry-run`: the plan, printed; the caller stops there.
+    pub fn dry_run(&self, t: &Topology, name: Option<&str>) -> Result<bool, Error> {
+        if !self.dry_run {
+            return Ok(false);
+        }
+        if self.flavor.nodes != calico_lab::backend::NodeKind::Kind {
+            return Err(Error::Unsupported(
+                "--dry-run prints the kind flavor's steps: add --flavor kind (the emulated flavor starts in seconds: run it)".into(),
+            ));
+        }
+        let lab = name.unwrap_or(&t.name);
+        let plan = calico_lab::backend::kind::dry_run(
+            t,
+            lab,
+            self.routers,
+            calico_lab::lab::CalicoState::Configured,
+            calico_lab::backend::kind::state_dir(lab),
+        )?;
+        print!("{plan}");
+        Ok(true)
+    }
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Check a topology file and print what it describes.

@@ -6,18 +6,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 use calico_lab::job::Job;
-use calico_lab::{scenario, Error, Flavor, KeepPolicy, LabOptions};
+use calico_lab::{scenario, Error, KeepPolicy, LabOptions};
 
 use super::progress::Display;
-use super::{check_writable, write_reports, TopologyArg};
+use super::{check_writable, write_reports, FlavorArg, TopologyArg};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     topology: TopologyArg,
-    /// emulated (default) or kind.
-    #[arg(long, default_value = "emulated")]
-    flavor: Flavor,
+    #[command(flatten)]
+    flavor: FlavorArg,
     /// Run only scenarios whose name contains PATTERN (repeatable; default: all).
     #[arg(long = "scenario", short = 's', value_name = "PATTERN")]
     scenarios: Vec<String>,
@@ -47,6 +46,9 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let topology = args.topology.load()?;
+    if args.flavor.dry_run(&topology, args.name.as_deref())? {
+        return Ok(ExitCode::SUCCESS);
+    }
     let scenarios = scenario::select(&args.scenarios)?;
     // An unwritable report path is the user's input: refuse it before the lab starts.
     check_writable(args.json.iter().chain(&args.junit).chain(&args.markdown))?;
@@ -55,7 +57,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         topology,
         options: LabOptions {
             name: args.name,
-            flavor: args.flavor,
+            flavor: args.flavor.flavor,
+            routers: args.flavor.routers,
             keep: args.keep,
             record: args.record,
             progress: display.listener(),

@@ -6,12 +6,14 @@ use std::time::Duration;
 use calico_lab::{Lab, LabOptions};
 
 use super::progress::Display;
-use super::LabArg;
+use super::{FlavorArg, LabArg};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     lab: LabArg,
+    #[command(flatten)]
+    flavor: FlavorArg,
     /// Seconds each convergence wait may take (at least 1).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     wait: u64,
@@ -19,10 +21,15 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let t = args.lab.topology.load()?;
+    if args.flavor.dry_run(&t, args.lab.name.as_deref())? {
+        return Ok(ExitCode::SUCCESS);
+    }
     let display = Display::new();
     // Torn down when bring-up fails or a signal comes; released once up.
     let options = LabOptions {
         name: args.lab.name,
+        flavor: args.flavor.flavor,
+        routers: args.flavor.routers,
         detached: true,
         progress: display.listener(),
         ..LabOptions::default()

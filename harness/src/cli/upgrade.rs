@@ -9,12 +9,14 @@ use calico_lab::upgrade::Upgrade;
 use calico_lab::{scenario, KeepPolicy, LabOptions};
 
 use super::progress::Display;
-use super::{check_writable, write_reports, TopologyArg};
+use super::{check_writable, write_reports, FlavorArg, TopologyArg};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     topology: TopologyArg,
+    #[command(flatten)]
+    flavor: FlavorArg,
     /// The version the lab starts at (default: the topology's `calico.version`).
     #[arg(long)]
     from: Option<CalicoVersion>,
@@ -40,6 +42,10 @@ pub struct Args {
     /// Write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write the report as JUnit XML here (a suite per version, and the rollout's
+    /// loss and the route differences as cases of a suite `upgrade`).
+    #[arg(long)]
+    junit: Option<PathBuf>,
     /// Write the report as Markdown here (also appended to $GITHUB_STEP_SUMMARY when set).
     #[arg(long)]
     markdown: Option<PathBuf>,
@@ -53,14 +59,20 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(from) = args.from {
         topology.calico.version = from.to_string();
     }
+    if args.flavor.dry_run(&topology, args.name.as_deref())? {
+        println!("then: the scenarios at {}, calico-node rolled to {} node by node under continuous traffic, the scenarios again", topology.calico.version, args.to);
+        return Ok(ExitCode::SUCCESS);
+    }
     let scenarios = scenario::select(&args.scenarios)?;
-    check_writable(args.json.iter().chain(&args.markdown))?;
+    check_writable(args.json.iter().chain(&args.junit).chain(&args.markdown))?;
     let display = Display::new();
     let upgrade = Upgrade {
         topology,
         to: args.to,
         options: LabOptions {
             name: args.name,
+            flavor: args.flavor.flavor,
+            routers: args.flavor.routers,
             keep: args.keep,
             progress: display.listener(),
             ..LabOptions::default()
@@ -78,6 +90,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut reports = Vec::new();
     if let Some(path) = &args.json {
         reports.push((path, "JSON", serde_json::to_string_pretty(&report.json())?));
+    }
+    if let Some(path) = &args.junit {
+        reports.push((path, "JUnit", report.junit()));
     }
     if let Some(path) = &args.markdown {
         reports.push((path, "Markdown", markdown.clone()));

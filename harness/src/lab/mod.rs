@@ -10,10 +10,14 @@ use std::time::Duration;
 
 pub use options::{CalicoState, Event, KeepPolicy, LabOptions, Progress};
 
+use crate::backend::docker::LABEL_FLAVOR;
 use crate::backend::emulated::{Emulated, UpTimings};
-use crate::backend::ownership::check_lab_name;
+use crate::backend::kind::Kind;
+use crate::backend::ownership::{check_lab_name, lab_labels};
 use crate::backend::replay::Recorder;
-use crate::backend::{Backend, ExecOutput, Flavor, Member, NodeKind, Pod, Running, Target};
+use crate::backend::{
+    Backend, ExecOutput, Flavor, Member, NodeKind, Pod, RouterKind, Running, Target,
+};
 use crate::calico::bird::CONTROL_SOCKET;
 use crate::calico::resources::parse;
 use crate::calico::{emulated, Resources};
@@ -62,10 +66,15 @@ impl Lab {
             .clone()
             .unwrap_or_else(|| topology.name.clone());
         check_lab_name(&name)?;
-        let calico = emulated::starting_resources(&topology, options.calico)?;
+        let mut calico = emulated::starting_resources(&topology, options.calico)?;
+        let keep_on_failure = options.keep != KeepPolicy::Never;
         let (backend, timings): (Box<dyn Backend>, UpTimings) = match options.flavor.nodes {
             NodeKind::Emulated => {
-                let keep_on_failure = options.keep != KeepPolicy::Never;
+                if options.routers == Some(RouterKind::Vyos) {
+                    return Err(Error::Unsupported(
+                        "the emulated flavor runs FRR routers; VyOS routers run on the kind flavor (--flavor kind)".into(),
+                    ));
+                }
                 let b = Emulated::up(
                     &topology,
                     &name,
@@ -79,7 +88,22 @@ impl Lab {
                 let timings = b.timings.clone();
                 (Box::new(b), timings)
             }
-            NodeKind::Kind => return Err(kind_not_built()),
+            NodeKind::Kind => {
+                let b = Kind::up(
+                    &topology,
+                    &name,
+                    &calico,
+                    options.calico,
+                    options.routers,
+                    options.detached,
+                    keep_on_failure,
+                    &options.progress,
+                )
+                .await?;
+                // Calico's IPAM, not the harness, gave the blocks out.
+                calico = b.resources().clone();
+                (Box::new(b), UpTimings::default())
+            }
         };
         let backend: Box<dyn Backend> = match &options.record {
             Some(dir) => Box::new(Recorder::new(backend, dir)),
@@ -94,15 +118,16 @@ impl Lab {
     /// lab), with the Calico objects it holds now. The handle never tears it down.
     pub async fn attach(topology: Topology, name: &str) -> Result<Lab> {
         check_lab_name(name)?;
-        let (backend, calico) = Emulated::attach(&topology, name).await?;
-        let mut lab = Lab::over(
-            name,
-            topology,
-            calico,
-            Box::new(backend),
-            KeepPolicy::Always,
-        )
-        .await?;
+        let labels = lab_labels(name).await?;
+        let (backend, calico): (Box<dyn Backend>, Resources) =
+            if labels.get(LABEL_FLAVOR).map(String::as_str) == Some("kind") {
+                let (b, calico) = Kind::attach(&topology, name, &labels).await?;
+                (Box::new(b), calico)
+            } else {
+                let (b, calico) = Emulated::attach(&topology, name).await?;
+                (Box::new(b), calico)
+            };
+        let mut lab = Lab::over(name, topology, calico, backend, KeepPolicy::Always).await?;
         lab.owned = false;
         Ok(lab)
     }
@@ -398,13 +423,6 @@ impl Lab {
             .routers()
             .map(|(_, r)| r.name.clone())
             .collect()
-    }
-}
-
-fn kind_not_built() -> Error {
-    Error::Environment {
-        what: "the kind flavor's bring-up is not built yet".into(),
-        fix: "run the emulated flavor (the default); `calico-lab render` writes the kind and VyOS configs".into(),
     }
 }
 

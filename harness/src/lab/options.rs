@@ -52,6 +52,8 @@ pub struct LabOptions {
     /// Lab name (container name prefix); the topology's name by default.
     pub name: Option<String>,
     pub flavor: Flavor,
+    /// The routers on the kind flavor (`--routers`); the topology's, else VyOS.
+    pub routers: Option<crate::backend::RouterKind>,
     pub keep: KeepPolicy,
     /// The lab outlives this process until `calico-lab down` (what `calico-lab up` does).
     pub detached: bool,

@@ -21,6 +21,9 @@ pub struct Topology {
     pub racks: Vec<Rack>,
     #[serde(default)]
     pub links: Vec<Link>,
+    /// What runs the routers on the kind flavor (the emulated flavor runs FRR).
+    #[serde(default)]
+    pub routers: RouterRuntime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,12 +32,17 @@ pub struct Kubernetes {
     /// kind node image (kind flavor only).
     #[serde(default = "default_node_image")]
     pub node_image: String,
+    /// The test pods' image (kind flavor only): it needs iputils `ping` and
+    /// `traceroute`, as the seed's does.
+    #[serde(default = "default_pod_image")]
+    pub pod_image: String,
 }
 
 impl Default for Kubernetes {
     fn default() -> Self {
         Self {
             node_image: default_node_image(),
+            pod_image: default_pod_image(),
         }
     }
 }
@@ -43,12 +51,67 @@ fn default_node_image() -> String {
     "kindest/node:v1.27.3".to_string()
 }
 
+fn default_pod_image() -> String {
+    "burlyluo/nettool:latest".to_string()
+}
+
+/// The router implementation and image on the kind flavor.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouterRuntime {
+    /// `vyos` (the seed's) or `frr`; `--routers` overrides it.
+    #[serde(default)]
+    pub kind: Option<RouterKind>,
+    /// The image; by default the seed's VyOS image or the public FRR image.
+    #[serde(default)]
+    pub image: Option<String>,
+}
+
+/// What runs a router: both answer `vtysh ... json`, so probes stay shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouterKind {
+    #[default]
+    Frr,
+    Vyos,
+}
+
+impl std::str::FromStr for RouterKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "frr" => Ok(RouterKind::Frr),
+            "vyos" => Ok(RouterKind::Vyos),
+            other => Err(format!(
+                "unknown router kind '{other}' (expected frr or vyos)"
+            )),
+        }
+    }
+}
+
+impl RouterKind {
+    /// The image used when the topology names none.
+    pub fn default_image(self) -> &'static str {
+        match self {
+            RouterKind::Vyos => "burlyluo/vyos:1.4.9",
+            RouterKind::Frr => "quay.io/frrouting/frr:10.2.1",
+        }
+    }
+}
+
 /// Calico's settings for the cluster, named as Calico's resources name them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Calico {
     /// Calico release, e.g. `v3.23.2` (the kind flavor applies its manifest).
     pub version: String,
+    /// Where the kind flavor downloads the Calico manifest; by default the release's
+    /// own (see `backend::kind::manifest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_url: Option<String>,
+    /// The manifest's expected sha256 (hex): a download that differs is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_sha256: Option<String>,
     /// The IPv4 pool; also kind's `podSubnet`.
     pub pod_cidr: Ipv4Net,
     #[serde(default = "default_block_size")]
