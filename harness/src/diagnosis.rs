@@ -101,6 +101,14 @@ pub enum Diagnosis {
     LabGone { lab: String, members: Vec<String> },
     /// Something bring-up waits for is not there yet (a node, a rollout, a pod).
     Pending { what: String, state: String },
+    /// Continuous traffic went unanswered longer than the budget during a fault.
+    TrafficLost {
+        from: String,
+        to: String,
+        longest_gap_ms: u64,
+        budget_ms: u64,
+        during: String,
+    },
 }
 
 impl Diagnosis {
@@ -109,7 +117,10 @@ impl Diagnosis {
     pub fn is_data_path(&self) -> bool {
         matches!(
             self,
-            Diagnosis::PingFailed { .. } | Diagnosis::PathDiffers { .. } | Diagnosis::NoEcmp { .. }
+            Diagnosis::PingFailed { .. }
+                | Diagnosis::PathDiffers { .. }
+                | Diagnosis::NoEcmp { .. }
+                | Diagnosis::TrafficLost { .. }
         )
     }
 }
@@ -207,6 +218,16 @@ impl fmt::Display for Diagnosis {
                 members.join(", ")
             ),
             Diagnosis::Pending { what, state } => write!(f, "pending: {what}: {state}"),
+            Diagnosis::TrafficLost {
+                from,
+                to,
+                longest_gap_ms,
+                budget_ms,
+                during,
+            } => write!(
+                f,
+                "traffic lost: {from} -> {to}: {longest_gap_ms} ms without replies during {during} (budget {budget_ms} ms)"
+            ),
         }
     }
 }

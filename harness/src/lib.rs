@@ -16,6 +16,7 @@
 //! | [`probe`] | parsers for what daemons and tools print |
 //! | [`observe`] | reads a lab's state through its backend into typed values |
 //! | [`expect`] | the state a healthy lab must show, derived from the topology |
+//! | [`fault`] | faults on a running lab and what undoes them |
 //! | [`check`] | pure comparison of expected and observed state into diagnoses |
 //! | [`diagnosis`] | what is wrong, as a typed value |
 //! | [`wait`] | polling a check within a named budget |
@@ -35,6 +36,7 @@ pub mod check;
 pub mod diagnosis;
 pub mod error;
 pub mod expect;
+pub mod fault;
 pub mod interrupt;
 pub mod job;
 pub mod lab;

@@ -585,3 +585,67 @@ fn kind_dry_run_prints_every_step_and_bad_combinations_exit_2() {
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
 }
+
+/// A fault is read before any lab is looked for: a wrong one exits 2.
+#[test]
+fn fault_words_are_checked_before_any_lab() {
+    for words in [
+        &["explode", "spine0"][..],
+        &["link-down", "leaf0"],
+        &["session-blocked", "leaf0", "x"],
+    ] {
+        let mut args = vec!["fault", "--name", "no-such-lab"];
+        args.extend_from_slice(words);
+        let (code, _, stderr) = calico_lab(&args);
+        assert_eq!(code, 2, "{words:?}: {stderr}");
+        assert!(stderr.contains("router-down ROUTER"), "{stderr}");
+    }
+}
+
+/// `fault` breaks a running lab from another process and `restore` mends it: a
+/// spine down takes its sessions down on the leafs; restored, they come back.
+#[test]
+fn lab_cli_fault_and_restore_a_spine() {
+    let name = unique("fault");
+    let (code, _, stderr) = calico_lab(&["up", "--name", &name]);
+    assert_eq!(code, 0, "{stderr}");
+    let spine_session = |expect_up: bool| {
+        for _ in 0..50 {
+            let (_, out, _) = calico_lab(&[
+                "exec",
+                "--name",
+                &name,
+                "leaf0",
+                "--",
+                "vtysh",
+                "-c",
+                "show bgp summary json",
+            ]);
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+            let state = v["ipv4Unicast"]["peers"]["10.1.10.2"]["state"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            if (state == "Established") == expect_up {
+                return state;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!(
+            "leaf0's session to spine0 never became {}",
+            if expect_up { "Established" } else { "down" }
+        );
+    };
+    spine_session(true);
+    let (code, stdout, stderr) = calico_lab(&["fault", "--name", &name, "router-down", "spine0"]);
+    let down = (code == 0).then(|| spine_session(false));
+    let (restored, _, restore_err) =
+        calico_lab(&["restore", "--name", &name, "router-down", "spine0"]);
+    let up = (restored == 0).then(|| spine_session(true));
+    calico_lab(&["down", "--name", &name]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("in force"), "{stdout}");
+    assert_ne!(down.as_deref(), Some("Established"));
+    assert_eq!(restored, 0, "{restore_err}");
+    assert_eq!(up.as_deref(), Some("Established"));
+}

@@ -75,7 +75,9 @@ fn failure(outcome: &Outcome) -> &Diagnosis {
 
 #[tokio::test]
 async fn every_scenario_passes_on_the_healthy_recording() {
-    for s in scenario::SCENARIOS {
+    // Fault scenarios break a live lab and time its recovery: a recording cannot
+    // answer them; they run on real labs (the scenario suite, broken_lab.rs).
+    for s in scenario::SCENARIOS.iter().filter(|s| !s.disrupts) {
         let outcome = run(healthy(), s.name).await;
         assert!(outcome.passed(), "{}: {:?}", s.name, outcome.failure);
         assert!(

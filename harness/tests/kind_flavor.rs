@@ -77,10 +77,17 @@ fn bring_up_follows_the_seeds_order() {
                 |s| matches!(s, Step::Kind { args, .. } if args[..2] == ["create", "cluster"]),
             );
             let load = position(&p, |s| matches!(s, Step::LoadImages { .. }));
-            let first_router = position(
+            // A router's namespace exists before the wiring (VyOS: an empty holder;
+            // FRR: the router itself); a VyOS router starts only once wired.
+            let first_netns = position(
                 &p,
                 |s| matches!(s, Step::Container(c) if c.device != "fabric"),
             );
+            let last_router = p
+                .steps
+                .iter()
+                .rposition(|s| matches!(s, Step::Container(c) if c.device != "fabric" && !c.name.ends_with("-netns")))
+                .unwrap();
             let wire = position(&p, |s| matches!(s, Step::Wire(_)));
             let routers_up = position(&p, |s| {
                 matches!(
@@ -130,7 +137,7 @@ fn bring_up_follows_the_seeds_order() {
             let order = [
                 create,
                 load,
-                first_router,
+                first_netns,
                 wire,
                 routers_up,
                 manifest,
@@ -141,18 +148,30 @@ fn bring_up_follows_the_seeds_order() {
                 running,
             ];
             assert!(order.windows(2).all(|w| w[0] < w[1]), "{name}: {order:?}");
+            match routers {
+                RouterKind::Vyos => assert!(wire < last_router && last_router < routers_up),
+                RouterKind::Frr => assert!(last_router < wire),
+            }
             // Images are in the nodes before wiring takes their way out.
             assert!(load < wire);
-            // Every router, and every pod of the topology, once.
+            // Every router (with its namespace holder on VyOS), and every pod of
+            // the topology, once.
             let containers: Vec<_> = p
                 .steps
                 .iter()
                 .filter_map(|s| match s {
-                    Step::Container(c) => Some(c.device.clone()),
+                    Step::Container(c) => Some(c.name.clone()),
                     _ => None,
                 })
                 .collect();
-            assert_eq!(containers.len(), 1 + t.routers().count(), "{name}");
+            let per_router = if routers == RouterKind::Vyos { 2 } else { 1 };
+            assert_eq!(
+                containers.len(),
+                1 + per_router * t.routers().count(),
+                "{name}"
+            );
+            let unique: std::collections::BTreeSet<_> = containers.iter().collect();
+            assert_eq!(unique.len(), containers.len(), "{name}: {containers:?}");
             let Step::Wait {
                 what: Wait::PodsRunning { names, .. },
                 ..
@@ -173,7 +192,9 @@ fn vyos_and_frr_routers_differ_only_where_they_must() {
         p.steps
             .iter()
             .find_map(|s| match s {
-                Step::Container(c) if c.device == "leaf0" => Some(c.clone()),
+                Step::Container(c) if c.device == "leaf0" && !c.name.ends_with("-netns") => {
+                    Some(c.clone())
+                }
                 _ => None,
             })
             .unwrap()
@@ -195,10 +216,11 @@ fn vyos_and_frr_routers_differ_only_where_they_must() {
     assert!(leaf.files[0].contents.contains("address \"10.1.5.1/24\""));
     // VyOS configures its own addresses; the veths are the same.
     assert!(!wiring(&vyos).setup.contains_key("leaf0"));
-    assert!(vyos
-        .steps
-        .iter()
-        .any(|s| matches!(s, Step::ReloadVyos(r) if r == "leaf0")));
+    // It boots in the namespace the wiring filled.
+    assert_eq!(
+        leaf.network_of.as_deref(),
+        Some("calico-bgp-rr-leaf0-netns")
+    );
 
     let frr = plan(&t, RouterKind::Frr);
     let leaf = router(&frr);
@@ -210,7 +232,7 @@ fn vyos_and_frr_routers_differ_only_where_they_must() {
     assert!(wiring(&frr).setup["leaf0"]
         .iter()
         .any(|l| l == "addr add 10.1.5.1/24 dev eth3"));
-    assert!(!frr.steps.iter().any(|s| matches!(s, Step::ReloadVyos(_))));
+    assert!(leaf.network_of.is_none());
     assert_eq!(wiring(&vyos).veths, wiring(&frr).veths);
 }
 

@@ -88,7 +88,8 @@ fn run_one(s: &'static Scenario) -> Result<(), libtest_mimic::Failed> {
         .build()
         .map_err(|e| format!("cannot start a runtime: {e}"))?;
     runtime.block_on(async {
-        let reuse = std::env::var("CALICO_LAB_REUSE").is_ok_and(|v| v == "1");
+        // A scenario that breaks its lab never runs on one others share.
+        let reuse = std::env::var("CALICO_LAB_REUSE").is_ok_and(|v| v == "1") && !s.disrupts;
         let mut lab = start(reuse)
             .await
             .map_err(|e| format!("the lab did not come up: {e:#}"))?;

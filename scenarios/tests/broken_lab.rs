@@ -310,3 +310,93 @@ async fn a_mesh_the_calico_objects_do_not_ask_for_is_mesh_differs(
     }
     let _ = std::fs::remove_dir_all(outcome.artifacts.unwrap());
 }
+
+/// A leaf whose other uplink is already cut has nowhere to go when the first spine
+/// stops: the spine scenario must fail, never pass.
+#[rstest]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spine_failure_without_a_second_path_fails(#[future(awt)] owned_lab: OwnedLab) {
+    use calico_lab::fault::Fault;
+    let lab = owned_lab;
+    let t = lab.topology().clone();
+    let cut = lab
+        .fault(Fault::LinkDown {
+            a: t.leafs[0].name.clone(),
+            b: t.spines[1].name.clone(),
+        })
+        .await
+        .unwrap();
+    let spine = scenario::find("spine_failure_keeps_cross_rack_traffic").unwrap();
+    let outcome = scenario::run(&lab, spine).await;
+    cut.restore().await.unwrap();
+    let failure = outcome
+        .failure
+        .expect("the spine scenario fails without a second path");
+    // The leaf never holds the routes the design gives it through the other spine
+    // (or, explained by the control plane, what that leaves behind).
+    match &failure.diagnosis {
+        Diagnosis::NotConverged { last, .. } => assert!(
+            matches!(
+                **last,
+                Diagnosis::RouteMissing { .. } | Diagnosis::ExtraRoute { .. }
+            ),
+            "{last}\n{}",
+            failure.detail
+        ),
+        Diagnosis::TrafficLost { .. }
+        | Diagnosis::RouteMissing { .. }
+        | Diagnosis::NoSession { .. } => {}
+        other => panic!("not a broken path: {other}\n{}", failure.detail),
+    }
+}
+
+/// A leaf that does not help a restarting node (graceful restart off) withdraws its
+/// block at once: the calico-node restart scenario must say so.
+#[rstest]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leaf_without_graceful_restart_fails_the_restart_scenario(
+    #[future(awt)] owned_lab: OwnedLab,
+) {
+    let lab = owned_lab;
+    let t = lab.topology().clone();
+    for (_, leaf) in t
+        .routers()
+        .filter(|(_, r)| t.leafs.iter().any(|l| l.name == r.name))
+    {
+        let out = lab
+            .exec(
+                &Target::Router(leaf.name.clone()),
+                &[
+                    "vtysh",
+                    "-c",
+                    "configure terminal",
+                    "-c",
+                    &format!("router bgp {}", leaf.asn),
+                    "-c",
+                    "bgp graceful-restart-disable",
+                    "-c",
+                    "end",
+                    "-c",
+                    "clear bgp *",
+                ],
+            )
+            .await
+            .unwrap();
+        assert!(out.success(), "{out:?}");
+    }
+    lab.converge(calico_lab_scenarios::wait_budget().unwrap())
+        .await
+        .unwrap();
+    let restart = scenario::find("calico_node_restart_keeps_routes").unwrap();
+    let outcome = scenario::run(&lab, restart).await;
+    let failure = outcome
+        .failure
+        .expect("the restart scenario fails without graceful restart");
+    match &failure.diagnosis {
+        Diagnosis::RouteMissing { of, .. } => assert!(of.contains("restarts"), "{of}"),
+        other => panic!(
+            "not the leaf withdrawing the block: {other}\n{}",
+            failure.detail
+        ),
+    }
+}

@@ -61,6 +61,8 @@ pub struct ContainerSpec {
     pub binds: Vec<String>,
     /// Written into the container before it starts: (path, contents).
     pub files: Vec<(String, Vec<u8>)>,
+    /// Joins this container's network namespace instead of a fresh one.
+    pub network_of: Option<String>,
 }
 
 impl ContainerSpec {
@@ -74,7 +76,8 @@ impl ContainerSpec {
             // nsenter into other containers' namespaces.
             cap_add.push("SYS_PTRACE".into());
         }
-        let sysctls = (!self.host_pid).then(|| {
+        // A joined namespace keeps its owner's sysctls.
+        let sysctls = (!self.host_pid && self.network_of.is_none()).then(|| {
             [
                 ("net.ipv4.ip_forward", "1"),
                 ("net.ipv4.conf.all.rp_filter", "0"),
@@ -94,9 +97,13 @@ impl ContainerSpec {
             // No libnetwork endpoint at all, only a fresh namespace: the engine's
             // network bookkeeping (which deadlocks on Docker 20.10 when many
             // containers start and stop at once) is never involved.
-            network_disabled: Some(true),
+            network_disabled: Some(self.network_of.is_none()),
             host_config: Some(HostConfig {
-                network_mode: Some("none".into()),
+                network_mode: Some(
+                    self.network_of
+                        .as_ref()
+                        .map_or_else(|| "none".to_string(), |c| format!("container:{c}")),
+                ),
                 pid_mode: self.host_pid.then(|| "host".to_string()),
                 cap_add: Some(cap_add),
                 security_opt: Some(vec![

@@ -24,6 +24,8 @@ pub const PACKAGES: &[&str] = &[
     "traceroute",
     "tcpdump",
     "procps",
+    // Faults that drop one BGP session without touching its link.
+    "iptables",
 ];
 /// Bumped when the way the image is assembled changes without the inputs changing.
 const RECIPE_REVISION: u32 = 1;

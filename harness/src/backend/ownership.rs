@@ -160,9 +160,17 @@ fn container_names(containers: &[ContainerSummary]) -> Vec<String> {
         .collect()
 }
 
-/// Deletes lab `lab`'s kind cluster with `kind`, or, where kind is missing or
-/// fails, removes its node containers by kind's own label; returns their names.
+/// Deletes lab `lab`'s kind cluster, if calico-lab created it here, with `kind`,
+/// or, where kind is missing or fails, removes its node containers by kind's own
+/// label; returns their names.
 async fn remove_kind_cluster(docker: &Docker, lab: &str) -> Result<Vec<String>> {
+    if !super::kind::created_here(lab) {
+        // Bring-up failed before `kind create` (or another machine made it): a
+        // cluster of that name is not ours to delete.
+        tracing::info!("lab {lab}: no kind cluster created by calico-lab here; none deleted");
+        super::kind::remove_state(lab)?;
+        return Ok(vec![]);
+    }
     let nodes = docker::list(docker, &[format!("{KIND_CLUSTER_LABEL}={lab}")]).await?;
     if let Err(e) = super::kind::delete_cluster(lab).await {
         tracing::warn!("kind delete cluster {lab}: {e}; removing its node containers directly");

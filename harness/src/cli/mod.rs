@@ -7,6 +7,7 @@ mod collect;
 mod confd;
 mod down;
 mod exec;
+mod fault;
 mod gc;
 mod graph;
 mod image;
@@ -128,6 +129,11 @@ pub enum Command {
     /// Run a command on a member of a running lab: a router, a node, or a pod (in its
     /// network namespace). Exits with the command's exit code.
     Exec(exec::Args),
+    /// Break a running lab: a router down (every link), BIRD killed on a node (as a
+    /// calico-node restart), a link cut at both ends, one BGP session blocked.
+    Fault(fault::Args),
+    /// Undo a fault `calico-lab fault` injected.
+    Restore(fault::Args),
     /// The Calico upgrade gate: the lab at --from (default: the topology's version),
     /// the scenarios, calico-node rolled to --to node by node under continuous
     /// traffic, the scenarios again, the loss windows and every difference in the
@@ -204,6 +210,8 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Apply(args) => apply::run(args).await,
         Command::Collect(args) => collect::run(args).await,
         Command::Exec(args) => exec::run(args).await,
+        Command::Fault(args) => fault::inject(args).await,
+        Command::Restore(args) => fault::restore(args).await,
         Command::Up(args) => up::run(args).await,
         Command::Upgrade(args) => upgrade::run(args).await,
         Command::Graph(args) => graph::run(args),

@@ -25,6 +25,7 @@ use crate::check::{self, Strictness};
 use crate::diagnosis::Diagnosis;
 use crate::error::{Error, Result};
 use crate::expect::{self, PathClass};
+use crate::fault::{self, Fault};
 use crate::observe::{self, Routes, Sessions, Snapshot};
 use crate::probe::{BgpTable, PingResult};
 use crate::topology::Topology;
@@ -397,6 +398,47 @@ impl Lab {
         self.apply(&path.display().to_string(), &yaml).await
     }
 
+    /// Injects a fault; the guard's [`FaultGuard::restore`] undoes it (a guard
+    /// dropped without it restores on the spot where the runtime allows blocking,
+    /// and teardown removes everything anyway).
+    pub async fn fault(&self, fault: Fault) -> Result<FaultGuard<'_>> {
+        let plan = fault.plan(&self.topology)?;
+        self.run_fault_steps(&fault, &plan.inject, "inject").await?;
+        Ok(FaultGuard {
+            lab: self,
+            fault,
+            restore: plan.restore,
+            restored: false,
+        })
+    }
+
+    /// Undoes `fault` (what `calico-lab restore` runs, from any process).
+    pub async fn restore(&self, fault: &Fault) -> Result<()> {
+        let plan = fault.plan(&self.topology)?;
+        self.run_fault_steps(fault, &plan.restore, "restore").await
+    }
+
+    async fn run_fault_steps(
+        &self,
+        fault: &Fault,
+        steps: &[fault::Step],
+        what: &str,
+    ) -> Result<()> {
+        for step in steps {
+            let out = self.exec(&step.target, &["sh", "-c", &step.script]).await?;
+            if !out.success() {
+                return Err(Error::Lab {
+                    lab: self.name.clone(),
+                    message: format!(
+                        "{what} {fault}: on {} `{}` failed ({}): {}{}",
+                        step.target, step.script, out.exit_code, out.stdout, out.stderr
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Rolls `node`'s calico-node to `version` (new BGP configuration, restart).
     pub async fn roll_calico_node(
         &mut self,
@@ -423,6 +465,57 @@ impl Lab {
             .routers()
             .map(|(_, r)| r.name.clone())
             .collect()
+    }
+}
+
+/// A fault in force on a lab; [`restore`](FaultGuard::restore) undoes it.
+pub struct FaultGuard<'a> {
+    lab: &'a Lab,
+    fault: Fault,
+    restore: Vec<fault::Step>,
+    restored: bool,
+}
+
+impl FaultGuard<'_> {
+    pub fn fault(&self) -> &Fault {
+        &self.fault
+    }
+
+    /// Undoes the fault.
+    pub async fn restore(mut self) -> Result<()> {
+        self.restored = true;
+        let steps = std::mem::take(&mut self.restore);
+        self.lab
+            .run_fault_steps(&self.fault, &steps, "restore")
+            .await
+    }
+}
+
+impl Drop for FaultGuard<'_> {
+    fn drop(&mut self) {
+        if self.restored {
+            return;
+        }
+        let handle = tokio::runtime::Handle::try_current();
+        let blocking_allowed = handle
+            .as_ref()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let (lab, fault, steps) = (self.lab, &self.fault, &self.restore);
+        let result = match handle {
+            Ok(h) if blocking_allowed => tokio::task::block_in_place(|| {
+                h.block_on(lab.run_fault_steps(fault, steps, "restore"))
+            }),
+            _ => Err(Error::Lab {
+                lab: lab.name.clone(),
+                message: "no multi-thread runtime to restore from: teardown will".into(),
+            }),
+        };
+        if let Err(e) = result {
+            eprintln!(
+                "calico-lab: fault {fault} on lab {} not restored: {e}",
+                lab.name
+            );
+        }
     }
 }
 

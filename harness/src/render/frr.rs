@@ -30,6 +30,10 @@ pub fn frr_conf(t: &Topology, router: &str) -> String {
         "service integrated-vtysh-config".into(),
         "!".into(),
         "ip forwarding".into(),
+        // Routes carry their next hops themselves, not kernel nexthop groups: when a
+        // link goes down the kernel shrinks a group zebra still believes whole, and
+        // after the link returns zebra never restores it (one path where ECMP is due).
+        "no zebra nexthop kernel enable".into(),
         "!".into(),
         format!("router bgp {}", r.asn),
         format!(" bgp router-id {}", r.router_id),

@@ -3,6 +3,7 @@
 //! with a diagnosis and artifacts.
 
 mod checks;
+mod faults;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -51,6 +52,9 @@ pub struct Scenario {
     pub name: &'static str,
     pub proves: &'static str,
     pub check: Check,
+    /// Breaks the lab while it runs (and mends it): never on a lab other
+    /// scenarios share at the same time.
+    pub disrupts: bool,
 }
 
 impl std::fmt::Debug for Scenario {
@@ -67,52 +71,86 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "bgp_neighbors_match_topology",
         proves: "every device has exactly the BGP sessions the topology calls for, all Established (nodes: their leaf, node specific)",
+        disrupts: false,
         check: |lab| Box::pin(checks::bgp_neighbors_match_topology(lab)),
     },
     Scenario {
         name: "no_node_to_node_mesh",
         proves: "no node runs a Mesh_ session the Calico configuration does not ask for, and each runs the sessions it does ask for",
+        disrupts: false,
         check: |lab| Box::pin(checks::no_node_to_node_mesh(lab)),
     },
     Scenario {
         name: "routes_match_topology",
         proves: "every leaf, spine and node holds every pod block with exactly the next hops the fabric design gives (ECMP over every spine), and no other pod-block route",
+        disrupts: false,
         check: |lab| Box::pin(checks::routes_match_topology(lab)),
     },
     Scenario {
         name: "same_host_ping",
         proves: "pods on one node reach each other through the node's routing table",
+        disrupts: false,
         check: |lab| Box::pin(checks::pings(lab, crate::expect::PathClass::SameHost)),
     },
     Scenario {
         name: "same_rack_ping",
         proves: "pods on two nodes of one rack reach each other",
+        disrupts: false,
         check: |lab| Box::pin(checks::pings(lab, crate::expect::PathClass::SameRack)),
     },
     Scenario {
         name: "cross_rack_ping",
         proves: "pods in different racks reach each other",
+        disrupts: false,
         check: |lab| Box::pin(checks::pings(lab, crate::expect::PathClass::CrossRack)),
     },
     Scenario {
         name: "same_rack_path_stays_in_rack",
         proves: "same-rack traffic goes node to node across the bridge: no leaf, no spine",
+        disrupts: false,
         check: |lab| Box::pin(checks::paths(lab, crate::expect::PathClass::SameRack)),
     },
     Scenario {
         name: "cross_rack_path_crosses_one_spine",
         proves: "cross-rack traffic goes node, leaf, one spine, leaf, node (node, leaf, node between two racks of one leaf); from every leaf, every spine carries some pairs (ECMP)",
+        disrupts: false,
         check: |lab| Box::pin(checks::paths(lab, crate::expect::PathClass::CrossRack)),
     },
     Scenario {
         name: "all_pairs_reachability",
         proves: "every pod reaches every other pod (the matrix shows each pair's path class)",
+        disrupts: false,
         check: |lab| Box::pin(checks::all_pairs_reachability(lab)),
     },
     Scenario {
         name: "service_cidrs_advertised",
         proves: "the service CIDRs reach every leaf from every node of its racks, and every spine, as valid installed paths; no node installs them in its kernel table",
+        disrupts: false,
         check: |lab| Box::pin(checks::service_cidrs_advertised(lab)),
+    },
+    Scenario {
+        name: "spine_failure_keeps_cross_rack_traffic",
+        proves: "a spine stops (every link down): cross-rack traffic goes on through the other spines (longest window without replies within 3 s), routes through it are withdrawn, and after its restart every route returns with ECMP over every spine",
+        disrupts: true,
+        check: |lab| Box::pin(faults::spine_failure(lab)),
+    },
+    Scenario {
+        name: "uplink_cut_reroutes",
+        proves: "one leaf-spine link cut at both ends: traffic continues through the other spines (within 3 s), the routes avoid the link, and all return when it is mended",
+        disrupts: true,
+        check: |lab| Box::pin(faults::uplink_cut(lab)),
+    },
+    Scenario {
+        name: "calico_node_restart_keeps_routes",
+        proves: "BIRD dies on a node as in a calico-node restart: with graceful restart its leaf keeps the node's block, traffic to its pods goes on (within 1 s), and its sessions return",
+        disrupts: true,
+        check: |lab| Box::pin(faults::calico_node_restart(lab)),
+    },
+    Scenario {
+        name: "leaf_failure_isolates_only_its_rack",
+        proves: "a leaf stops: its racks' cross-rack pairs get no reply, pods on one node there still reach each other, other racks' pairs are unaffected, and everything answers again after it returns",
+        disrupts: true,
+        check: |lab| Box::pin(faults::leaf_failure(lab)),
     },
 ];
 

@@ -181,6 +181,12 @@ impl Cluster {
 
     /// Waits for `what` within `budget`, polling; the timeout names what was missing.
     pub async fn wait(&self, what: &Wait, budget: Duration) -> Result<Duration> {
+        // A refusal (403, a bad request) will not pass by waiting: say so now.
+        if let Err(e) = self.pending_or_error(what).await {
+            if is_permanent(&e) {
+                return Err(e);
+            }
+        }
         let budget = Budget::new(wait_name(what), budget);
         wait::until(&budget, || async { self.pending(what).await }).await
     }
@@ -400,29 +406,6 @@ impl Cluster {
             .map_err(kube_error(format!("logs of {namespace}/{pod}")))
     }
 
-    /// Moves calico-node to `image` without a rolling update of its own: the
-    /// DaemonSet waits for its pods to be deleted (`OnDelete`), so the harness rolls
-    /// node by node as [`Cluster::replace_calico_node_pod`] is called.
-    pub async fn hold_calico_node_at(&self, images: &[(String, String)]) -> Result<()> {
-        let api: Api<DaemonSet> = Api::namespaced(self.client.clone(), CALICO_NAMESPACE);
-        let patch = json!({
-            "spec": {
-                "updateStrategy": { "type": "OnDelete", "rollingUpdate": null },
-                "template": { "spec": {
-                    "containers": images.iter().map(|(name, image)| json!({"name": name, "image": image})).collect::<Vec<_>>()
-                }}
-            }
-        });
-        api.patch(
-            "calico-node",
-            &PatchParams::default(),
-            &Patch::Strategic(patch),
-        )
-        .await
-        .map_err(kube_error("patch DaemonSet calico-node"))?;
-        Ok(())
-    }
-
     /// Deletes calico-node's pod on `node`; the DaemonSet recreates it from its
     /// current template. Waits until a new pod there is Ready.
     pub async fn replace_calico_node_pod(&self, node: &str, budget: Duration) -> Result<()> {
@@ -448,6 +431,17 @@ impl Cluster {
         })
         .await
         .map(drop)
+    }
+}
+
+/// An API answer no wait will change: a 4xx other than 404 (not there yet) and 429
+/// (busy).
+fn is_permanent(e: &Error) -> bool {
+    match e {
+        Error::Kube { source, .. } => {
+            matches!(source.as_ref(), kube::Error::Api(s) if (400..500).contains(&s.code) && s.code != 404 && s.code != 429)
+        }
+        _ => false,
     }
 }
 
@@ -545,15 +539,18 @@ impl PodExec for KubeExec {
         let mut stderr = process.stderr();
         // Drain both before join: join drops undrained readers.
         let read = |half: Option<tokio::io::ReadHalf<tokio::io::SimplexStream>>| async move {
-            let mut text = String::new();
+            let mut bytes = Vec::new();
             if let Some(mut h) = half {
-                let mut bytes = Vec::new();
-                h.read_to_end(&mut bytes).await.ok();
-                text = String::from_utf8_lossy(&bytes).into_owned();
+                h.read_to_end(&mut bytes).await?;
             }
-            text
+            Ok::<_, std::io::Error>(String::from_utf8_lossy(&bytes).into_owned())
         };
         let (out, err) = tokio::join!(read(stdout.take()), read(stderr.take()));
+        let read_error = |e: std::io::Error| Error::Lab {
+            lab: String::new(),
+            message: format!("{context}: reading its output: {e}"),
+        };
+        let (out, err) = (out.map_err(read_error)?, err.map_err(read_error)?);
         let status = match status {
             Some(s) => s.await,
             None => None,

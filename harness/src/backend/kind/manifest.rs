@@ -101,6 +101,26 @@ impl ManifestSource {
         out
     }
 
+    fn cache_path(&self, cache: &Path) -> PathBuf {
+        cache.join(format!(
+            "calico-{}-{}.yaml",
+            self.version,
+            short_hash(&self.url)
+        ))
+    }
+
+    /// Whether the cache holds this manifest with its recorded sha256.
+    pub fn cached(&self, cache: &Path) -> bool {
+        let path = self.cache_path(cache);
+        match (
+            std::fs::read_to_string(&path),
+            std::fs::read_to_string(path.with_extension("sha256")),
+        ) {
+            (Ok(text), Ok(sum)) => sum.trim() == sha256(&text),
+            _ => false,
+        }
+    }
+
     /// The manifest text: from the cache when its recorded sha256 still matches,
     /// downloaded otherwise. Returns the text and its sha256.
     pub async fn fetch(&self, cache: &Path) -> Result<(String, String), ManifestError> {
@@ -207,6 +227,23 @@ impl ManifestSource {
         }
         Ok(objects)
     }
+}
+
+/// Sets the calico-node DaemonSet's update strategy to `OnDelete`: applied, the new
+/// template waits until each node's pod is deleted (a rollout node by node, by the
+/// harness).
+pub fn hold_calico_node_rollout(objects: &mut [Value]) -> Result<(), ManifestError> {
+    let ds = objects
+        .iter_mut()
+        .find(|o| {
+            o["kind"] == "DaemonSet" && o.pointer("/metadata/name") == Some(&json!("calico-node"))
+        })
+        .ok_or_else(|| ManifestError::Content {
+            url: String::new(),
+            message: "no calico-node DaemonSet: not a Calico manifest".into(),
+        })?;
+    ds["spec"]["updateStrategy"] = json!({ "type": "OnDelete" });
+    Ok(())
 }
 
 /// Sets (or replaces) environment variables of a container.
@@ -329,6 +366,20 @@ mod tests {
                 .count();
             assert!(crds > 15, "{file}: {crds} CRDs");
         }
+    }
+
+    #[test]
+    fn an_upgrade_holds_calico_nodes_rollout() {
+        let mut objects = ManifestSource::for_topology(&seed())
+            .patch(&manifest("v3.32.1"))
+            .unwrap();
+        hold_calico_node_rollout(&mut objects).unwrap();
+        let ds = objects
+            .iter()
+            .find(|o| o["kind"] == "DaemonSet" && o["metadata"]["name"] == "calico-node")
+            .unwrap();
+        assert_eq!(ds["spec"]["updateStrategy"], json!({"type": "OnDelete"}));
+        assert!(hold_calico_node_rollout(&mut []).is_err());
     }
 
     #[test]

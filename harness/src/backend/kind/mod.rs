@@ -144,7 +144,7 @@ pub fn dry_run(
     let plan = Plan::new(t, &s, starting_objects(t, state)?);
     let needs = needs(t, &s);
     let mut out = format!(
-        "kind flavor, lab {lab}, routers {}, Calico {} (dry run: nothing is created)\n\npreflight: kind v{}.{} or later on PATH; the engine allows privileged containers; fs.inotify.max_user_watches >= {} and max_user_instances >= {}; the manifest is cached or {} answers; images present or pullable: {}\n\n",
+        "kind flavor, lab {lab}, routers {}, Calico {} (dry run: nothing is created)\n\npreflight: kind v{}.{} or later on PATH and no kind cluster named {lab} yet; the engine allows privileged containers; fs.inotify.max_user_watches >= {} and max_user_instances >= {}; the manifest is cached or {} answers; images present or pullable: {}\n\n",
         router_name(s.routers),
         t.calico.version,
         preflight::MIN_KIND.0,
@@ -168,6 +168,7 @@ fn router_name(r: RouterKind) -> &'static str {
 
 fn needs(t: &Topology, s: &Settings) -> Needs {
     Needs {
+        cluster: s.lab.clone(),
         manifest_url: s.manifest.url.clone(),
         images: vec![
             s.router_image.clone(),
@@ -217,6 +218,23 @@ pub async fn delete_cluster(name: &str) -> Result<()> {
     .map(drop)
 }
 
+/// The file that says this machine's calico-lab created lab `name`'s kind cluster:
+/// only such a cluster is ever deleted (never a user's cluster of the same name).
+fn created_marker(name: &str) -> PathBuf {
+    state_dir(name).join("created-by-calico-lab")
+}
+
+fn mark_created(name: &str, run: &str) -> Result<()> {
+    let path = created_marker(name);
+    std::fs::write(&path, format!("{run}\n"))
+        .map_err(Error::io(format!("write {}", path.display())))
+}
+
+/// Whether calico-lab created lab `name`'s kind cluster.
+pub fn created_here(name: &str) -> bool {
+    created_marker(name).exists()
+}
+
 /// Removes lab `name`'s state folder (kind config, kubeconfig), if any.
 pub fn remove_state(name: &str) -> Result<()> {
     let dir = state_dir(name);
@@ -232,12 +250,26 @@ pub fn remove_state(name: &str) -> Result<()> {
 struct Host<'a> {
     docker: &'a Docker,
     helper_image: &'a str,
+    manifest: &'a ManifestSource,
 }
 
 #[async_trait]
 impl Environment for Host<'_> {
-    async fn kind_version(&self) -> Option<String> {
-        kind(&["version".into()]).await.ok()
+    async fn kind_version(&self) -> Result<String, String> {
+        kind(&["version".into()]).await.map_err(|e| e.to_string())
+    }
+
+    async fn kind_clusters(&self) -> Result<Vec<String>, String> {
+        let text = kind(&["get".into(), "clusters".into()])
+            .await
+            .map_err(|e| e.to_string())?;
+        // "No kind clusters found." goes to stderr, which `kind()` appends.
+        Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.contains(' '))
+            .map(String::from)
+            .collect())
     }
 
     async fn privileged_allowed(&self) -> Result<(), String> {
@@ -270,6 +302,9 @@ impl Environment for Host<'_> {
     }
 
     async fn manifest_reachable(&self, url: &str) -> Result<(), String> {
+        if self.manifest.cached(&cache_dir()) {
+            return Ok(());
+        }
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
             .build()
@@ -351,6 +386,7 @@ impl Kind {
             &Host {
                 docker: &docker,
                 helper_image: &settings.helper_image,
+                manifest: &settings.manifest,
             },
             &needs(topology, &settings),
         )
@@ -537,6 +573,9 @@ impl Kind {
                     std::fs::write(path, text)
                         .map_err(Error::io(format!("write {}", path.display())))?;
                 }
+                // Preflight found no cluster of this name: the one created now is
+                // ours, even if this process dies while kind creates it.
+                mark_created(&self.lab, &self.run.0)?;
                 progress.step(&format!("kind {}", args.join(" ")));
                 kind(args).await?;
                 let cluster =
@@ -557,20 +596,6 @@ impl Kind {
                 kind(&args).await?;
             }
             Step::Wire(plan) => self.wire(plan).await?,
-            Step::ReloadVyos(router) => {
-                // Boot may still be running: its commit would race ours, so wait
-                // for the CLI first (a bounded loop inside the router).
-                let script = "for i in $(seq 120); do [ -e /run/vyos-config-commit-lock ] || break; sleep 1; done; \
-                              exec vbash -c 'source /opt/vyatta/etc/functions/script-template; load /opt/vyatta/etc/config/config.boot; commit'";
-                let container = self.settings.container(router);
-                let out = docker::exec(&self.docker, &container, &["sh", "-c", script]).await?;
-                if !out.success() {
-                    return Err(self.error(format!(
-                        "committing {router}'s configuration failed ({}): {}{}",
-                        out.exit_code, out.stdout, out.stderr
-                    )));
-                }
-            }
             Step::Untaint { node, key } => self.cluster()?.untaint(node, key).await?,
             Step::ApplyManifest => {
                 progress.step("applying the Calico manifest");
@@ -601,6 +626,7 @@ impl Kind {
             labels: self.labels(&c.device, role),
             privileged: c.privileged,
             binds: c.binds.clone(),
+            network_of: c.network_of.clone(),
             files: c
                 .files
                 .iter()
@@ -890,32 +916,22 @@ impl Backend for Kind {
             let mut source = self.settings.manifest.clone();
             source.version = version.to_string();
             source.url = manifest::default_url(&source.version);
+            // The topology's pin is the starting version's.
+            source.sha256 = None;
             let (text, _) = source.fetch(&cache_dir()).await?;
-            let patched = source.patch(&text)?;
+            let mut patched = source.patch(&text)?;
             let images = manifest_images(&patched);
-            let mut args: Vec<String> = vec!["load".into(), "docker-image".into()];
             for image in &images {
                 docker::pull_if_absent(&self.docker, image).await?;
             }
+            let mut args: Vec<String> = vec!["load".into(), "docker-image".into()];
             args.extend(images);
             args.extend(["--name".into(), self.lab.clone()]);
             kind(&args).await?;
-            let node_image = patched
-                .iter()
-                .find(|o| o["kind"] == "DaemonSet" && o["metadata"]["name"] == "calico-node")
-                .and_then(|ds| {
-                    ds["spec"]["template"]["spec"]["containers"]
-                        .as_array()?
-                        .iter()
-                        .find(|c| c["name"] == CALICO_NODE_CONTAINER)?
-                        .get("image")?
-                        .as_str()
-                        .map(String::from)
-                })
-                .ok_or_else(|| self.error("the new manifest has no calico-node image".into()))?;
-            self.cluster()?
-                .hold_calico_node_at(&[(CALICO_NODE_CONTAINER.to_string(), node_image)])
-                .await?;
+            // Everything of the new release (CRDs, RBAC, kube-controllers, the
+            // DaemonSet's template), but calico-node's pods wait to be replaced.
+            manifest::hold_calico_node_rollout(&mut patched)?;
+            self.cluster()?.apply(&patched).await?;
         }
         self.cluster()?
             .replace_calico_node_pod(node, Duration::from_secs(300))

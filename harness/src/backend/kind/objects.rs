@@ -85,7 +85,7 @@ fn convert(mut object: Value) -> Result<Value, String> {
         }
     }
     match api_version.as_str() {
-        "projectcalico.org/v3" if kind == "Node" => Ok(node_annotations(&object, &name)),
+        "projectcalico.org/v3" if kind == "Node" => node_annotations(&object, &name),
         "projectcalico.org/v3" if CRD_KINDS.contains(&kind.as_str()) => {
             object["apiVersion"] = json!("crd.projectcalico.org/v1");
             Ok(object)
@@ -97,28 +97,63 @@ fn convert(mut object: Value) -> Result<Value, String> {
     }
 }
 
+/// The Calico Node fields the Kubernetes datastore keeps as annotations on the
+/// Kubernetes Node (libcalico-go's node conversion).
+const NODE_ANNOTATIONS: &[(&str, &str)] = &[
+    ("asNumber", "projectcalico.org/ASNumber"),
+    ("ipv4Address", "projectcalico.org/IPv4Address"),
+    ("ipv6Address", "projectcalico.org/IPv6Address"),
+    ("ipv4IPIPTunnelAddr", "projectcalico.org/IPv4IPIPTunnelAddr"),
+    (
+        "routeReflectorClusterID",
+        "projectcalico.org/RouteReflectorClusterID",
+    ),
+];
+
+/// Node spec fields Kubernetes itself owns on the kind flavor (addresses, the
+/// orchestrator reference): accepted and left to it.
+const NODE_FIELDS_OWNED_BY_KUBERNETES: &[&str] = &["addresses", "orchRefs"];
+
 /// A Calico Node's BGP settings as the annotations calico-node reads on the
-/// Kubernetes Node, and its labels as the Node's labels.
-fn node_annotations(node: &Value, name: &str) -> Value {
+/// Kubernetes Node, and its labels as the Node's labels; a field the datastore
+/// cannot hold that way is an error, never dropped.
+fn node_annotations(node: &Value, name: &str) -> Result<Value, String> {
     let mut annotations = Map::new();
-    if let Some(asn) = node.pointer("/spec/bgp/asNumber") {
-        let asn = match asn {
+    let spec = node
+        .get("spec")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(field) = spec
+        .keys()
+        .find(|f| *f != "bgp" && !NODE_FIELDS_OWNED_BY_KUBERNETES.contains(&f.as_str()))
+    {
+        return Err(format!(
+            "Node {name}: spec.{field} cannot be set on the kind flavor (only spec.bgp)"
+        ));
+    }
+    let bgp = spec
+        .get("bgp")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    for (field, value) in &bgp {
+        let Some((_, annotation)) = NODE_ANNOTATIONS.iter().find(|(f, _)| f == field) else {
+            return Err(format!(
+                "Node {name}: spec.bgp.{field} has no annotation in the Kubernetes datastore"
+            ));
+        };
+        let text = match value {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        annotations.insert("projectcalico.org/ASNumber".into(), json!(asn));
-    }
-    if let Some(addr) = node
-        .pointer("/spec/bgp/ipv4Address")
-        .and_then(Value::as_str)
-    {
-        annotations.insert("projectcalico.org/IPv4Address".into(), json!(addr));
+        annotations.insert(annotation.to_string(), json!(text));
     }
     let mut metadata = json!({ "name": name, "annotations": annotations });
     if let Some(labels) = node.pointer("/metadata/labels") {
         metadata["labels"] = labels.clone();
     }
-    json!({ "apiVersion": "v1", "kind": "Node", "metadata": metadata })
+    Ok(json!({ "apiVersion": "v1", "kind": "Node", "metadata": metadata }))
 }
 
 /// The namespace and one pod per topology pod, pinned to its node.
@@ -227,6 +262,35 @@ stringData: { password: x }
             .unwrap_err()
             .to_string();
         assert!(err.contains("without metadata.name"), "{err}");
+    }
+
+    #[test]
+    fn every_bgp_field_of_a_node_becomes_its_annotation_or_an_error() {
+        let yaml = "apiVersion: projectcalico.org/v3
+kind: Node
+metadata: { name: n1 }
+spec:
+  bgp: { routeReflectorClusterID: 224.0.0.1, ipv6Address: fd00::1/64 }
+  addresses: [{ address: 10.1.5.10, type: InternalIP }]
+";
+        let node = &cluster_objects(yaml, "t").unwrap()[0];
+        let annotations = &node["metadata"]["annotations"];
+        assert_eq!(
+            annotations["projectcalico.org/RouteReflectorClusterID"],
+            "224.0.0.1"
+        );
+        assert_eq!(annotations["projectcalico.org/IPv6Address"], "fd00::1/64");
+        for (spec, field) in [
+            ("{ bgp: { asPathPrepend: 3 } }", "spec.bgp.asPathPrepend"),
+            (
+                "{ wireguard: { interfaceIPv4Address: 10.0.0.1 } }",
+                "spec.wireguard",
+            ),
+        ] {
+            let yaml = format!("apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{ name: n1 }}\nspec: {spec}\n");
+            let err = cluster_objects(&yaml, "t").unwrap_err().to_string();
+            assert!(err.contains(field), "{err}");
+        }
     }
 
     #[test]

@@ -45,6 +45,12 @@ impl Settings {
     pub fn container(&self, device: &str) -> String {
         format!("{}-{device}", self.lab)
     }
+
+    /// The container holding a VyOS router's network namespace: VyOS applies its
+    /// `config.boot` at boot, so its interfaces must exist before it starts.
+    pub fn netns_holder(&self, router: &str) -> String {
+        format!("{}-{router}-netns", self.lab)
+    }
 }
 
 /// A file written into a container before it starts.
@@ -66,6 +72,9 @@ pub struct ContainerPlan {
     pub privileged: bool,
     pub binds: Vec<String>,
     pub files: Vec<File>,
+    /// Joins this container's network namespace (a VyOS router joins the holder
+    /// the wiring put its interfaces in, so it boots with them present).
+    pub network_of: Option<String>,
 }
 
 /// What a step waits for, with its budget.
@@ -105,8 +114,6 @@ pub enum Step {
     },
     /// The shared wiring plan: veths, rack bridges, addresses, default routes.
     Wire(WiringPlan),
-    /// Re-commit a VyOS router's boot configuration now that its interfaces exist.
-    ReloadVyos(String),
     Untaint {
         node: String,
         key: String,
@@ -162,6 +169,7 @@ impl Plan {
             privileged: false,
             binds: vec![],
             files: vec![],
+            network_of: None,
         }));
         steps.push(Step::FetchManifest(s.manifest.clone()));
         steps.push(Step::Kind {
@@ -195,18 +203,35 @@ impl Plan {
         steps.push(Step::LoadImages {
             extra: vec![t.kubernetes.pod_image.clone()],
         });
-        for (_, router) in t.routers() {
-            steps.push(Step::Container(router_container(t, s, &router.name)));
-        }
         let mut wiring = WiringPlan::new(t);
-        if s.routers == RouterKind::Vyos {
-            // VyOS addresses and raises its interfaces itself, from config.boot.
-            wiring.setup.retain(|device, _| t.router(device).is_none());
-        }
-        steps.push(Step::Wire(wiring));
-        if s.routers == RouterKind::Vyos {
-            for (_, router) in t.routers() {
-                steps.push(Step::ReloadVyos(router.name.clone()));
+        match s.routers {
+            RouterKind::Frr => {
+                // FRR takes interfaces as they come: start it, then wire.
+                for (_, router) in t.routers() {
+                    steps.push(Step::Container(router_container(t, s, &router.name)));
+                }
+                steps.push(Step::Wire(wiring));
+            }
+            RouterKind::Vyos => {
+                // Wire empty namespaces first; VyOS then boots inside them with
+                // every interface present, and addresses and raises them itself.
+                for (_, router) in t.routers() {
+                    steps.push(Step::Container(ContainerPlan {
+                        device: router.name.clone(),
+                        name: s.netns_holder(&router.name),
+                        image: s.helper_image.clone(),
+                        cmd: Some(vec!["sleep".into(), "infinity".into()]),
+                        privileged: false,
+                        binds: vec![],
+                        files: vec![],
+                        network_of: None,
+                    }));
+                }
+                wiring.setup.retain(|device, _| t.router(device).is_none());
+                steps.push(Step::Wire(wiring));
+                for (_, router) in t.routers() {
+                    steps.push(Step::Container(router_container(t, s, &router.name)));
+                }
             }
         }
         steps.push(Step::Wait {
@@ -300,14 +325,19 @@ fn router_container(t: &Topology, s: &Settings, router: &str) -> ContainerPlan {
         privileged,
         binds,
         files,
+        network_of: (s.routers == RouterKind::Vyos).then(|| s.netns_holder(router)),
     }
 }
 
 fn describe_step(step: &Step) -> String {
     match step {
         Step::Container(c) => {
+            let network = c
+                .network_of
+                .as_ref()
+                .map_or_else(|| "network none".to_string(), |n| format!("network of {n}"));
             let mut out = format!(
-                "create container {} (device {}, image {}, network none, {}",
+                "create container {} (device {}, image {}, {network}, {}",
                 c.name,
                 c.device,
                 c.image,
@@ -363,9 +393,6 @@ fn describe_step(step: &Step) -> String {
             }
             out
         }
-        Step::ReloadVyos(router) => format!(
-            "on {router}: load and commit /opt/vyatta/etc/config/config.boot (its interfaces exist now)"
-        ),
         Step::Untaint { node, key } => format!("remove taint {key} from node {node}"),
         Step::FetchManifest(m) => m.describe(),
         Step::LoadImages { extra } => format!(

@@ -28,13 +28,15 @@ impl fmt::Display for Problem {
 /// What the checks ask of the machine (the real one, or a fake in tests).
 #[async_trait]
 pub trait Environment: Send + Sync {
-    /// `kind version`'s output; `None` when the binary is not found.
-    async fn kind_version(&self) -> Option<String>;
+    /// `kind version`'s output, or why it could not be had.
+    async fn kind_version(&self) -> Result<String, String>;
+    /// The kind clusters that exist (`kind get clusters`).
+    async fn kind_clusters(&self) -> Result<Vec<String>, String>;
     /// Whether the engine creates a privileged container (`Err` says why not).
     async fn privileged_allowed(&self) -> Result<(), String>;
     /// `fs.inotify.max_user_watches` and `max_user_instances`.
     fn inotify(&self) -> Option<(u64, u64)>;
-    /// Whether the manifest is cached or its URL answers.
+    /// Whether the manifest is cached, or else whether its URL answers.
     async fn manifest_reachable(&self, url: &str) -> Result<(), String>;
     /// Whether the image is present or can be pulled.
     async fn image_available(&self, image: &str) -> Result<(), String>;
@@ -43,6 +45,8 @@ pub trait Environment: Send + Sync {
 /// What to check.
 #[derive(Debug, Clone)]
 pub struct Needs {
+    /// The cluster name the lab takes.
+    pub cluster: String,
     pub manifest_url: String,
     /// Router and node images (the node image kind pulls itself, but a clear
     /// early answer beats kind's).
@@ -53,13 +57,28 @@ pub struct Needs {
 pub async fn check(env: &dyn Environment, needs: &Needs) -> Vec<Problem> {
     let mut problems = Vec::new();
     match env.kind_version().await {
-        None => problems.push(Problem {
+        Err(why) => problems.push(Problem {
             check: "kind",
-            found: "the `kind` binary is not on PATH".into(),
-            fix: "install kind v0.20 or later (https://kind.sigs.k8s.io/docs/user/quick-start/#installation; on GitHub Actions: helm/kind-action with install_only: true)".into(),
+            found: format!("`kind version` failed: {why}"),
+            fix: "install kind v0.20 or later on PATH (https://kind.sigs.k8s.io/docs/user/quick-start/#installation; on GitHub Actions: helm/kind-action with install_only: true)".into(),
         }),
-        Some(text) => match parse_kind_version(&text) {
-            Some(v) if v >= MIN_KIND => {}
+        Ok(text) => match parse_kind_version(&text) {
+            Some(v) if v >= MIN_KIND => match env.kind_clusters().await {
+                Ok(clusters) if clusters.contains(&needs.cluster) => problems.push(Problem {
+                    check: "kind cluster",
+                    found: format!("a kind cluster named {} exists already", needs.cluster),
+                    fix: format!(
+                        "calico-lab never takes over a cluster: if it is a lab of yours, `calico-lab down --name {0}`; otherwise `kind delete cluster --name {0}` or rename the topology",
+                        needs.cluster
+                    ),
+                }),
+                Ok(_) => {}
+                Err(why) => problems.push(Problem {
+                    check: "kind cluster",
+                    found: format!("`kind get clusters` failed: {why}"),
+                    fix: "check that kind can reach the Docker engine".into(),
+                }),
+            },
             found => problems.push(Problem {
                 check: "kind",
                 found: match found {
@@ -126,6 +145,7 @@ mod tests {
 
     struct Fake {
         kind: Option<&'static str>,
+        clusters: Vec<&'static str>,
         privileged: Result<(), String>,
         inotify: Option<(u64, u64)>,
         manifest: Result<(), String>,
@@ -136,6 +156,7 @@ mod tests {
         fn default() -> Self {
             Fake {
                 kind: Some("kind v0.27.0 go1.23.4 linux/amd64"),
+                clusters: vec!["someone-elses"],
                 privileged: Ok(()),
                 inotify: Some((524_288, 512)),
                 manifest: Ok(()),
@@ -146,8 +167,13 @@ mod tests {
 
     #[async_trait]
     impl Environment for Fake {
-        async fn kind_version(&self) -> Option<String> {
-            self.kind.map(String::from)
+        async fn kind_version(&self) -> Result<String, String> {
+            self.kind
+                .map(String::from)
+                .ok_or_else(|| "No such file or directory".to_string())
+        }
+        async fn kind_clusters(&self) -> Result<Vec<String>, String> {
+            Ok(self.clusters.iter().map(|c| c.to_string()).collect())
         }
         async fn privileged_allowed(&self) -> Result<(), String> {
             self.privileged.clone()
@@ -168,6 +194,7 @@ mod tests {
 
     fn needs() -> Needs {
         Needs {
+            cluster: "lab1".into(),
             manifest_url: "https://example.invalid/calico.yaml".into(),
             images: vec!["burlyluo/vyos:1.4.9".into(), "kindest/node:v1.27.3".into()],
         }

@@ -1,0 +1,458 @@
+//! The fault scenarios: break the fabric under continuous traffic, assert the state
+//! while broken, the recovery, and the longest window without replies.
+
+use std::fmt::Write;
+use std::time::{Duration, Instant};
+
+use super::{Checked, Failure, Pass};
+use crate::backend::Pod;
+use crate::check::{self, Strictness};
+use crate::diagnosis::Diagnosis;
+use crate::expect::{self, PathClass};
+use crate::fault::Fault;
+use crate::lab::Lab;
+use crate::observe;
+use crate::topology::Topology;
+use crate::traffic::{self, PairLoss, Traffic};
+use crate::wait::{self, Budget};
+
+/// The longest window without replies a pair may see when a spine or an uplink
+/// fails (the routers drop a session at once when its link loses carrier).
+pub const FABRIC_LOSS_BUDGET: Duration = Duration::from_secs(3);
+/// ... and while calico-node restarts (graceful restart keeps its routes).
+pub const RESTART_LOSS_BUDGET: Duration = Duration::from_secs(1);
+/// How long the fabric may take to settle after a fault or its repair.
+const SETTLE: Duration = Duration::from_secs(30);
+/// Traffic runs this long before the fault and while it is in force.
+const STEADY: Duration = Duration::from_secs(1);
+
+fn failed(e: crate::Error) -> Failure {
+    match e {
+        crate::Error::Observation(o) => Failure::new(Diagnosis::ObservationFailed(o), ""),
+        crate::Error::Timeout {
+            wait,
+            seconds,
+            last,
+        } => {
+            let detail = last
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n");
+            let first = last.into_iter().next().unwrap_or(Diagnosis::Pending {
+                what: wait.clone(),
+                state: "no diagnosis".into(),
+            });
+            Failure::new(
+                Diagnosis::NotConverged {
+                    wait,
+                    seconds: seconds as u64,
+                    last: Box::new(first),
+                },
+                detail,
+            )
+        }
+        other => Failure::new(
+            Diagnosis::Pending {
+                what: "the fault".into(),
+                state: other.to_string(),
+            },
+            "",
+        ),
+    }
+}
+
+/// Waits until every device of `t` holds exactly the routes `t` calls for.
+async fn routes_settle(lab: &Lab, t: &Topology, what: &str) -> crate::Result<Duration> {
+    let expected = expect::routes(t, lab.calico());
+    let pools = check::pools(lab.calico());
+    let budget = Budget::new(what, SETTLE);
+    wait::until(&budget, || async {
+        let snapshot = lab.snapshot().await;
+        check::routes(t, &expected, &snapshot.routes, &pools, Strictness::Exact)
+    })
+    .await
+}
+
+/// Each pair's window, and the first pair over `budget` as a failure.
+fn judge_loss(
+    losses: &[PairLoss],
+    budget: Duration,
+    during: &str,
+    report: &mut String,
+) -> Option<Failure> {
+    for l in losses {
+        let _ = writeln!(
+            report,
+            "{} -> {}: {}/{} answered, longest window without replies {} ms",
+            l.from, l.to, l.received, l.sent, l.longest_gap_ms
+        );
+    }
+    match traffic::worst(losses) {
+        Some(w) if u128::from(w.longest_gap_ms) > budget.as_millis() => Some(Failure::new(
+            Diagnosis::TrafficLost {
+                from: w.from.clone(),
+                to: w.to.clone(),
+                longest_gap_ms: w.longest_gap_ms,
+                budget_ms: budget.as_millis() as u64,
+                during: during.to_string(),
+            },
+            report.clone(),
+        )),
+        _ => None,
+    }
+}
+
+/// A router or link fault on the fabric under cross-rack traffic: the survivors
+/// hold exactly the degraded design's routes, traffic goes on, and after the repair
+/// every route (ECMP included) returns.
+async fn fabric_fault(lab: &Lab, fault: Fault) -> Checked {
+    let t = lab.topology();
+    let pairs = lab.pod_pairs(PathClass::CrossRack);
+    if pairs.is_empty() {
+        return Ok(Pass::Skipped(
+            "the topology has no cross-rack pod pair".into(),
+        ));
+    }
+    let Some(degraded) = fault.degraded(t) else {
+        return Ok(Pass::Skipped(format!(
+            "{fault} changes no route of the fabric"
+        )));
+    };
+    let running = Traffic::start(lab, &pairs, traffic::INTERVAL)
+        .await
+        .map_err(failed)?;
+    tokio::time::sleep(STEADY).await;
+    let guard = lab.fault(fault.clone()).await.map_err(failed)?;
+    let injected = Instant::now();
+    let mut report = String::new();
+    let during = routes_settle(lab, &degraded, &format!("routes without {fault}"))
+        .await
+        .map_err(failed);
+    if during.is_ok() {
+        tokio::time::sleep(STEADY).await;
+    }
+    let restored = guard.restore().await.map_err(failed);
+    let after = match (&during, &restored) {
+        (Ok(_), Ok(())) => routes_settle(lab, t, &format!("routes after repairing {fault}"))
+            .await
+            .map_err(failed),
+        _ => Ok(Duration::ZERO),
+    };
+    let losses = running.stop().await.map_err(failed)?;
+    let withdrawn = during?;
+    restored?;
+    let back = after?;
+    let _ = writeln!(
+        report,
+        "{fault}: the survivors held the degraded design's routes {:.1} s after it; every route (ECMP included) back {:.1} s after the repair ({:.1} s in all)",
+        withdrawn.as_secs_f64(),
+        back.as_secs_f64(),
+        injected.elapsed().as_secs_f64()
+    );
+    match judge_loss(&losses, FABRIC_LOSS_BUDGET, &fault.to_string(), &mut report) {
+        Some(failure) => Err(failure),
+        None => Ok(Pass::Report(report)),
+    }
+}
+
+pub async fn spine_failure(lab: &Lab) -> Checked {
+    let t = lab.topology();
+    if t.spines.len() < 2 {
+        return Ok(Pass::Skipped("one spine: nothing to fail over to".into()));
+    }
+    fabric_fault(
+        lab,
+        Fault::RouterDown {
+            router: t.spines[0].name.clone(),
+        },
+    )
+    .await
+}
+
+pub async fn uplink_cut(lab: &Lab) -> Checked {
+    let t = lab.topology();
+    // The first leaf-spine link whose leaf has another spine to go through.
+    let uplink = t.links.iter().find_map(|l| {
+        let [a, b] = &l.endpoints;
+        let is_spine = |d: &str| t.spines.iter().any(|s| s.name == d);
+        let (leaf, spine) = match (is_spine(&a.device), is_spine(&b.device)) {
+            (false, true) => (&a.device, &b.device),
+            (true, false) => (&b.device, &a.device),
+            _ => return None,
+        };
+        let uplinks = t
+            .links
+            .iter()
+            .filter(|l| l.endpoints.iter().any(|e| &e.device == leaf))
+            .filter(|l| l.endpoints.iter().any(|e| is_spine(&e.device)))
+            .count();
+        (uplinks > 1).then(|| (leaf.clone(), spine.clone()))
+    });
+    let Some((leaf, spine)) = uplink else {
+        return Ok(Pass::Skipped("no leaf has two uplinks".into()));
+    };
+    fabric_fault(lab, Fault::LinkDown { a: leaf, b: spine }).await
+}
+
+/// BIRD killed on a node (calico-node restarting): with graceful restart its leaf
+/// keeps the node's block, traffic to its pods goes on, and BIRD's sessions return.
+pub async fn calico_node_restart(lab: &Lab) -> Checked {
+    let t = lab.topology();
+    // A node that cross-rack traffic goes to.
+    let pairs_all = lab.pod_pairs(PathClass::CrossRack);
+    let Some(node) = pairs_all.first().map(|(_, b)| b.node.clone()) else {
+        return Ok(Pass::Skipped(
+            "the topology has no cross-rack pod pair".into(),
+        ));
+    };
+    let pairs: Vec<(Pod, Pod)> = lab
+        .all_pod_pairs(PathClass::CrossRack)
+        .into_iter()
+        .filter(|(_, b)| b.node == node)
+        .collect();
+    let Some((rack, address)) = t
+        .nodes()
+        .find(|(_, n)| n.name == node)
+        .map(|(r, n)| (r, n.address))
+    else {
+        return Ok(Pass::Skipped(format!("{node} is on no rack")));
+    };
+    let leaf = rack.leaf.clone();
+    let blocks: Vec<_> = expect::blocks(t, lab.calico())
+        .into_iter()
+        .filter(|(n, _)| n == &node)
+        .map(|(_, b)| b)
+        .collect();
+    let running = Traffic::start(lab, &pairs, traffic::INTERVAL)
+        .await
+        .map_err(failed)?;
+    tokio::time::sleep(STEADY).await;
+    let fault = Fault::BirdDown { node: node.clone() };
+    let guard = lab.fault(fault.clone()).await.map_err(failed)?;
+    // While BIRD is down, the leaf must still route the node's block to the node.
+    let mut kept = Ok(());
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        match observe::routes(lab, &leaf).await {
+            Ok(routes) => {
+                for block in &blocks {
+                    if !routes
+                        .get(&block.to_string())
+                        .is_some_and(|r| r.gateways.contains(&address))
+                    {
+                        kept = Err(Failure::new(
+                            Diagnosis::RouteMissing {
+                                role: crate::diagnosis::Role::Leaf,
+                                device: leaf.clone(),
+                                prefix: *block,
+                                of: format!("{node}'s block while its calico-node restarts"),
+                                want: format!("via {address}, kept by graceful restart"),
+                                found: "withdrawn or elsewhere".into(),
+                            },
+                            "",
+                        ));
+                    }
+                }
+            }
+            Err(e) => kept = Err(Failure::new(Diagnosis::ObservationFailed(e), "")),
+        }
+        if kept.is_err() {
+            break;
+        }
+    }
+    let restored = guard.restore().await.map_err(failed);
+    let back = match restored {
+        Ok(()) => lab.wait_for_calico(SETTLE).await.map_err(failed),
+        Err(e) => Err(e),
+    };
+    let losses = running.stop().await.map_err(failed)?;
+    kept?;
+    let back = back?;
+    let mut report = format!(
+        "{fault}: {leaf} kept {} while BIRD was down; BIRD's sessions back {:.1} s after it restarted\n",
+        blocks.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", "),
+        back.as_secs_f64()
+    );
+    match judge_loss(
+        &losses,
+        RESTART_LOSS_BUDGET,
+        &fault.to_string(),
+        &mut report,
+    ) {
+        Some(failure) => Err(failure),
+        None => Ok(Pass::Report(report)),
+    }
+}
+
+/// A leaf stops: its racks lose cross-rack reachability, pods on one node there
+/// still reach each other, other racks are unaffected; all returns after restart.
+pub async fn leaf_failure(lab: &Lab) -> Checked {
+    let t = lab.topology();
+    let Some(leaf) = t.leafs.first().map(|l| l.name.clone()) else {
+        return Ok(Pass::Skipped("no leaf".into()));
+    };
+    let isolated: Vec<String> = t
+        .nodes()
+        .filter(|(r, _)| r.leaf == leaf)
+        .map(|(_, n)| n.name.clone())
+        .collect();
+    let touches = |(a, b): &(Pod, Pod)| isolated.contains(&a.node) || isolated.contains(&b.node);
+    // One pair per pair of nodes, pinged all at once: what is cut gets no reply.
+    let cross = lab.pod_pairs(PathClass::CrossRack);
+    let (cut, others): (Vec<_>, Vec<_>) = cross.into_iter().partition(touches);
+    if cut.is_empty() {
+        return Ok(Pass::Skipped(format!(
+            "no cross-rack pair goes through {leaf}"
+        )));
+    }
+    let same_host: Vec<_> = lab
+        .pod_pairs(PathClass::SameHost)
+        .into_iter()
+        .filter(touches)
+        .collect();
+    let fault = Fault::RouterDown {
+        router: leaf.clone(),
+    };
+    let guard = lab.fault(fault.clone()).await.map_err(failed)?;
+    let mut report = String::new();
+    let mut verdict = Ok(());
+    // Cut off: not a single reply.
+    let pings =
+        futures_util::future::join_all(cut.iter().map(|(a, b)| observe::ping(lab, a, b))).await;
+    for ((a, b), ping) in cut.iter().zip(pings) {
+        match ping {
+            Ok((r, _)) if r.received == 0 => {}
+            Ok((r, text)) => {
+                verdict = Err(Failure::new(
+                    Diagnosis::PingFailed {
+                        from: a.name.clone(),
+                        to: b.name.clone(),
+                        class: PathClass::CrossRack,
+                        summary: format!(
+                            "{}/{} received with {leaf} down: not isolated",
+                            r.received, r.sent
+                        ),
+                    },
+                    text,
+                ));
+                break;
+            }
+            Err(e) => {
+                verdict = Err(Failure::new(Diagnosis::ObservationFailed(e), ""));
+                break;
+            }
+        }
+    }
+    let _ = writeln!(
+        report,
+        "{fault}: {} cross-rack pair(s) through it cut off",
+        cut.len()
+    );
+    // Unaffected: every reply.
+    if verdict.is_ok() {
+        for (class, pairs) in [
+            (PathClass::SameHost, &same_host),
+            (PathClass::CrossRack, &others),
+        ] {
+            let pings =
+                futures_util::future::join_all(pairs.iter().map(|(a, b)| observe::ping(lab, a, b)))
+                    .await;
+            for ((a, b), ping) in pairs.iter().zip(pings) {
+                match ping {
+                    Ok((r, _)) if r.all_received() => {}
+                    Ok((r, text)) => {
+                        verdict = Err(Failure::new(
+                            Diagnosis::PingFailed {
+                                from: a.name.clone(),
+                                to: b.name.clone(),
+                                class,
+                                summary: format!(
+                                    "{}/{} received with {leaf} down",
+                                    r.received, r.sent
+                                ),
+                            },
+                            text,
+                        ));
+                        break;
+                    }
+                    Err(e) => {
+                        verdict = Err(Failure::new(Diagnosis::ObservationFailed(e), ""));
+                        break;
+                    }
+                }
+            }
+            let _ = writeln!(report, "{class} pairs unaffected: {}", pairs.len());
+        }
+    }
+    let restored = guard.restore().await.map_err(failed);
+    let back = match restored {
+        Ok(()) => lab.converge(SETTLE).await.map_err(failed),
+        Err(e) => Err(e),
+    };
+    verdict?;
+    let back = back?;
+    let pings =
+        futures_util::future::join_all(cut.iter().map(|(a, b)| observe::ping(lab, a, b))).await;
+    for ((a, b), ping) in cut.iter().zip(pings) {
+        let (r, text) = ping.map_err(|e| Failure::new(Diagnosis::ObservationFailed(e), ""))?;
+        if !r.all_received() {
+            return Err(Failure::new(
+                Diagnosis::PingFailed {
+                    from: a.name.clone(),
+                    to: b.name.clone(),
+                    class: PathClass::CrossRack,
+                    summary: format!("{}/{} received after {leaf} returned", r.received, r.sent),
+                },
+                text,
+            ));
+        }
+    }
+    let _ = writeln!(
+        report,
+        "after the repair: converged in {:.1} s, every cut pair answers again",
+        back.as_secs_f64()
+    );
+    Ok(Pass::Report(report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loss(gap: u64) -> PairLoss {
+        PairLoss {
+            from: "a".into(),
+            to: "b".into(),
+            sent: 50,
+            received: 50 - (gap / 100) as u32,
+            longest_gap_ms: gap,
+        }
+    }
+
+    #[test]
+    fn a_window_over_budget_is_traffic_lost_and_every_window_is_reported() {
+        let mut report = String::new();
+        assert!(judge_loss(
+            &[loss(400), loss(3000)],
+            FABRIC_LOSS_BUDGET,
+            "x",
+            &mut report
+        )
+        .is_none());
+        assert_eq!(report.lines().count(), 2);
+        let mut report = String::new();
+        let failure = judge_loss(
+            &[loss(400), loss(3100)],
+            FABRIC_LOSS_BUDGET,
+            "router-down spine0",
+            &mut report,
+        )
+        .expect("over budget");
+        assert_eq!(
+            failure.diagnosis.to_string(),
+            "traffic lost: a -> b: 3100 ms without replies during router-down spine0 (budget 3000 ms)"
+        );
+        assert!(failure.diagnosis.is_data_path());
+    }
+}
