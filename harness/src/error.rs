@@ -36,6 +36,9 @@ pub enum Error {
         value: String,
         expected: &'static str,
     },
+    /// A fabric shape `generate` cannot make.
+    #[error(transparent)]
+    Generate(#[from] crate::topology::generate::GenerateError),
     /// A combination of inputs the harness cannot run, with the reason.
     #[error("{0}")]
     Unsupported(String),
@@ -141,6 +144,7 @@ impl Error {
             | Error::LabName(_)
             | Error::InvalidOption { .. }
             | Error::Unsupported(_)
+            | Error::Generate(_)
             | Error::NoSuchLab(_)
             | Error::OtherTopology { .. }
             | Error::AlreadyRunning { .. }

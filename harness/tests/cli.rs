@@ -190,7 +190,10 @@ fn lab_cli_run_passes_on_the_seed_and_writes_every_report() {
         .output()
         .expect("python3 runs");
     assert!(check.status.success(), "{xml}");
-    assert_eq!(String::from_utf8_lossy(&check.stdout).trim(), "10");
+    assert_eq!(
+        String::from_utf8_lossy(&check.stdout).trim(),
+        calico_lab::scenario::SCENARIOS.len().to_string()
+    );
     let md = std::fs::read_to_string(&markdown).unwrap();
     for name in all {
         assert!(md.contains(name), "{name} not in the Markdown report");
@@ -648,4 +651,58 @@ fn lab_cli_fault_and_restore_a_spine() {
     assert_ne!(down.as_deref(), Some("Established"));
     assert_eq!(restored, 0, "{restore_err}");
     assert_eq!(up.as_deref(), Some("Established"));
+}
+
+/// `generate` writes a topology every other command takes; bad sizes exit 2.
+#[test]
+fn generate_writes_a_valid_topology_and_refuses_bad_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.yaml");
+    let (code, _, stderr) = calico_lab(&[
+        "generate",
+        "--racks",
+        "4",
+        "--nodes-per-rack",
+        "3",
+        "--spines",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = calico_lab(&["validate", "--topology", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("3 spines, 4 leafs, 4 racks, 12 nodes, 12 links"),
+        "{stdout}"
+    );
+    for bad in [
+        &["--racks", "0", "--nodes-per-rack", "1", "--spines", "1"][..],
+        &["--racks", "1", "--nodes-per-rack", "1", "--spines", "40"],
+        &[
+            "--racks",
+            "1",
+            "--nodes-per-rack",
+            "1",
+            "--spines",
+            "1",
+            "--leafs-per-rack",
+            "2",
+        ],
+        &[
+            "--racks",
+            "1",
+            "--nodes-per-rack",
+            "1",
+            "--spines",
+            "1",
+            "--name",
+            "No_Good",
+        ],
+    ] {
+        let mut args = vec!["generate"];
+        args.extend_from_slice(bad);
+        let (code, _, stderr) = calico_lab(&args);
+        assert_eq!(code, 2, "{bad:?}: {stderr}");
+    }
 }

@@ -283,16 +283,16 @@ async fn lab_down_of_a_kind_lab_removes_its_cluster_and_no_other() {
     };
     let kind_label =
         |cluster: &str| HashMap::from([("io.x-k8s.kind.cluster".to_string(), cluster.to_string())]);
+    let router_labels = HashMap::from([
+        (LABEL_LAB.to_string(), name.clone()),
+        (LABEL_RUN.to_string(), "detached-1-1".to_string()),
+        (LABEL_FLAVOR.to_string(), "kind".to_string()),
+    ]);
+    let gone = |id: String| {
+        let docker = docker.clone();
+        async move { docker.inspect_container(&id, None).await.is_err() }
+    };
     // A kind lab's router, and two kind node containers: its cluster's and another's.
-    let router = start(
-        format!("{name}-leaf0"),
-        HashMap::from([
-            (LABEL_LAB.to_string(), name.clone()),
-            (LABEL_RUN.to_string(), "detached-1-1".to_string()),
-            (LABEL_FLAVOR.to_string(), "kind".to_string()),
-        ]),
-    )
-    .await;
     let node = start(format!("{name}-control-plane"), kind_label(&name)).await;
     let other = start(
         format!("{name}x-control-plane"),
@@ -300,23 +300,34 @@ async fn lab_down_of_a_kind_lab_removes_its_cluster_and_no_other() {
     )
     .await;
 
-    let removed = ownership::down(&name).await;
-    let gone = |id: String| {
-        let docker = docker.clone();
-        async move { docker.inspect_container(&id, None).await.is_err() }
-    };
-    let (router_gone, node_gone, other_gone) = (
+    // Not marked as created by calico-lab: the cluster is never touched.
+    let router = start(format!("{name}-leaf0"), router_labels.clone()).await;
+    let unmarked = ownership::down(&name).await;
+    let (router_gone, node_kept) = (gone(router).await, !gone(node.clone()).await);
+
+    // Marked: `down` deletes it (kind, or without kind its nodes by kind's label).
+    calico_lab::backend::kind::mark_created(&name, "test").unwrap();
+    let router = start(format!("{name}-leaf0"), router_labels).await;
+    let marked = ownership::down(&name).await;
+    let (router2_gone, node_gone, other_gone) = (
         gone(router).await,
-        gone(node).await,
+        gone(node.clone()).await,
         gone(other.clone()).await,
     );
-    docker::remove(&docker, &[other]).await.unwrap();
-    let removed = removed.unwrap();
-    assert!(router_gone && node_gone, "removed: {removed:?}");
+    let _ = docker::remove(&docker, &[node, other]).await;
+
+    let unmarked = unmarked.unwrap();
+    assert!(router_gone && node_kept, "unmarked: {unmarked:?}");
+    let marked = marked.unwrap();
+    assert!(router2_gone && node_gone, "marked: {marked:?}");
     assert!(!other_gone, "another cluster's node was removed");
     assert!(
-        removed.contains(&format!("{name}-control-plane")),
-        "{removed:?}"
+        marked.contains(&format!("{name}-control-plane")),
+        "{marked:?}"
+    );
+    assert!(
+        !calico_lab::backend::kind::created_here(&name),
+        "the state folder is removed with the cluster"
     );
 }
 

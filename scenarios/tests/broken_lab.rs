@@ -212,6 +212,9 @@ async fn a_leaf_forced_through_one_spine_is_diagnosed_on_that_leaf(
         &leaf.name,
         &[
             &format!("router bgp {}", leaf.asn),
+            // One best path per prefix, and the same spine's for every prefix
+            // (without this the oldest path wins, which may differ per prefix).
+            "bgp bestpath compare-routerid",
             "address-family ipv4 unicast",
             "maximum-paths 1",
         ],

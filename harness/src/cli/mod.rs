@@ -9,6 +9,7 @@ mod down;
 mod exec;
 mod fault;
 mod gc;
+mod generate;
 mod graph;
 mod image;
 mod progress;
@@ -109,6 +110,9 @@ impl FlavorArg {
 pub enum Command {
     /// Check a topology file and print what it describes.
     Validate(validate::Args),
+    /// Write a leaf/spine topology of any size (racks, nodes per rack, spines), in
+    /// the seed's conventions.
+    Generate(generate::Args),
     /// Write every derived config (FRR, VyOS, kind, Calico resources) to a folder.
     Render(render::Args),
     /// Render what calico-node's confd writes for one node (bird.cfg, bird_aggr.cfg,
@@ -210,6 +214,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Apply(args) => apply::run(args).await,
         Command::Collect(args) => collect::run(args).await,
         Command::Exec(args) => exec::run(args).await,
+        Command::Generate(args) => generate::run(args).await,
         Command::Fault(args) => fault::inject(args).await,
         Command::Restore(args) => fault::restore(args).await,
         Command::Up(args) => up::run(args).await,

@@ -252,7 +252,9 @@ fn parse_rtt(rest: &str) -> Option<Rtt> {
     if names.trim() != "min/avg/max/mdev" {
         return None;
     }
-    let values = values.trim().strip_suffix("ms")?.trim();
+    // iputils appends `, pipe N` when probes were outstanding at once (and `, ipg/ewma
+    // ...` when flooding): the four figures come first, in ms.
+    let values = values.split(',').next()?.trim().strip_suffix("ms")?.trim();
     let v = values
         .split('/')
         .map(|x| x.parse::<f64>().ok())
@@ -285,6 +287,17 @@ mod tests {
         assert_eq!(r.replies.len(), 2);
         assert!(r.replies[1].duplicate);
         assert_eq!(r.destination, Some("10.0.0.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn outstanding_probes_add_a_pipe_to_the_rtt_summary() {
+        // What a continuous ping printed across a fault (seen in CI).
+        let r = parse_rtt("min/avg/max/mdev = 0.030/0.069/0.101/0.023 ms, pipe 2").unwrap();
+        assert_eq!((r.min, r.max), (0.030, 0.101));
+        let r = parse_rtt("min/avg/max/mdev = 0.010/0.020/0.030/0.005 ms, ipg/ewma 0.100/0.020 ms")
+            .unwrap();
+        assert_eq!(r.avg, 0.020);
+        assert!(parse_rtt("min/avg/max/mdev = 0.030/0.069 ms, pipe 2").is_none());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The topology model: loading, validation and the facts derived from it.
 
+pub mod generate;
 mod model;
 mod validate;
 

@@ -60,10 +60,10 @@ fn default_pod_image() -> String {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouterRuntime {
     /// `vyos` (the seed's) or `frr`; `--routers` overrides it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<RouterKind>,
     /// The image; by default the seed's VyOS image or the public FRR image.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
 }
 
@@ -124,7 +124,7 @@ pub struct Calico {
     #[serde(default = "yes")]
     pub node_to_node_mesh_enabled: bool,
     /// BGPConfiguration `asNumber`: nodes whose rack leaf gives none fall back to it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub as_number: Option<u32>,
     #[serde(default = "info")]
     pub log_severity_screen: String,
@@ -157,9 +157,9 @@ pub struct BgpPeer {
     #[serde(rename = "peerIP")]
     pub peer_ip: Ipv4Addr,
     pub as_number: u32,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_selector: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
 }
 
@@ -204,7 +204,7 @@ pub struct Node {
     #[serde(default = "default_node_interface")]
     pub interface: String,
     /// Labels added to the rack's.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     /// Pods placed on the node; absent: two, named after the node.
     #[serde(default, skip_serializing_if = "Option::is_none")]

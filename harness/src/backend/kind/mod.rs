@@ -224,7 +224,11 @@ fn created_marker(name: &str) -> PathBuf {
     state_dir(name).join("created-by-calico-lab")
 }
 
-fn mark_created(name: &str, run: &str) -> Result<()> {
+/// Records that `run` creates lab `name`'s kind cluster (done just before `kind
+/// create cluster`, once preflight found the name free).
+pub fn mark_created(name: &str, run: &str) -> Result<()> {
+    let dir = state_dir(name);
+    std::fs::create_dir_all(&dir).map_err(Error::io(format!("create {}", dir.display())))?;
     let path = created_marker(name);
     std::fs::write(&path, format!("{run}\n"))
         .map_err(Error::io(format!("write {}", path.display())))
