@@ -706,3 +706,24 @@ fn generate_writes_a_valid_topology_and_refuses_bad_sizes() {
         assert_eq!(code, 2, "{bad:?}: {stderr}");
     }
 }
+
+/// Without `kind` on PATH, the kind flavor stops in preflight with exit 3 and the
+/// fix, before any lab container exists.
+#[test]
+fn lab_cli_kind_without_kind_exits_3_before_creating_anything() {
+    let out = Command::new(env!("CARGO_BIN_EXE_calico-lab"))
+        .args(["run", "--flavor", "kind"])
+        .env("PATH", "/nonexistent")
+        .output()
+        .expect("calico-lab runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("preflight found"), "{stderr}");
+    assert!(stderr.contains("kind: `kind version` failed"), "{stderr}");
+    assert!(
+        stderr.contains("fix: install kind v0.20 or later"),
+        "{stderr}"
+    );
+    let (_, listed, _) = calico_lab(&["status", "--name", "calico-bgp-rr"]);
+    assert!(!listed.contains("running"), "{listed}");
+}

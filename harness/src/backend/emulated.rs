@@ -13,7 +13,7 @@ use super::docker::{
     self, ContainerSpec, ExecOutput, LABEL_CALICO, LABEL_DEVICE, LABEL_FLAVOR, LABEL_LAB,
     LABEL_ROLE, LABEL_RUN, LABEL_TOPOLOGY,
 };
-use super::ownership::{remove_run, sweep, RunId};
+use super::ownership::{remove_run, remove_run_blocking, sweep, RunId};
 use super::{image, Backend, Flavor, Member, MemberRole, Pod, Running, Target};
 use crate::calico::bird::{upstream, CONFIG_DIR, CONTROL_SOCKET};
 use crate::calico::confd::{render, BirdFiles};
@@ -670,31 +670,7 @@ impl Backend for Emulated {
             return;
         }
         self.released = true;
-        // Drop may run inside a runtime (or while unwinding): tear down on a thread
-        // with a runtime and an engine connection of its own.
-        let run = self.run.0.clone();
-        let ready = self.ready;
-        let teardown = std::thread::spawn(move || -> Result<()> {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(Error::io("start a runtime for teardown"))?;
-            runtime.block_on(async {
-                let docker = docker::connect().await?;
-                remove_run(&docker, &run).await?;
-                if !ready {
-                    // Interrupted bring-up: the engine may finish a create after our list.
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    remove_run(&docker, &run).await?;
-                }
-                Ok(())
-            })
-        });
-        match teardown.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("calico-lab: teardown of lab {} failed: {e}", self.lab),
-            Err(_) => eprintln!("calico-lab: teardown of lab {} panicked", self.lab),
-        }
+        remove_run_blocking(&self.lab, &self.run.0, !self.ready);
     }
 
     fn release(&mut self) {

@@ -80,6 +80,34 @@ pub(crate) async fn remove_run(docker: &Docker, run: &str) -> Result<()> {
     remove_listed(docker, &containers).await.map(drop)
 }
 
+/// Removes run `run`'s containers from a synchronous context (a handle dropped,
+/// maybe while unwinding, maybe inside a runtime): on a thread with a runtime and
+/// an engine connection of its own; failures go to stderr. `in_flight`: bring-up
+/// was interrupted, so a create may still land after the first sweep.
+pub(crate) fn remove_run_blocking(lab: &str, run: &str, in_flight: bool) {
+    let run = run.to_string();
+    let teardown = std::thread::spawn(move || -> Result<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::io("start a runtime for teardown"))?;
+        runtime.block_on(async {
+            let docker = docker::connect().await?;
+            remove_run(&docker, &run).await?;
+            if in_flight {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                remove_run(&docker, &run).await?;
+            }
+            Ok(())
+        })
+    });
+    match teardown.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("calico-lab: teardown of lab {lab} failed: {e}"),
+        Err(_) => eprintln!("calico-lab: teardown of lab {lab} panicked"),
+    }
+}
+
 /// Removes what killed runs of lab `name` left; refuses while a live run uses the name.
 pub(crate) async fn sweep(docker: &Docker, name: &str) -> Result<()> {
     let containers = docker::list(docker, &[format!("{LABEL_LAB}={name}")]).await?;

@@ -285,6 +285,49 @@ pub async fn calico_node_restart(lab: &Lab) -> Checked {
     }
 }
 
+/// What a pair's pings must get.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Replies {
+    None,
+    All,
+}
+
+/// Pings every pair at once; the first pair that gets other than `want` fails.
+async fn ping_all(
+    lab: &Lab,
+    pairs: &[(Pod, Pod)],
+    class: PathClass,
+    want: Replies,
+    when: &str,
+) -> Result<(), Failure> {
+    let pings =
+        futures_util::future::join_all(pairs.iter().map(|(a, b)| observe::ping(lab, a, b))).await;
+    for ((a, b), ping) in pairs.iter().zip(pings) {
+        let (r, text) = ping.map_err(|e| Failure::new(Diagnosis::ObservationFailed(e), ""))?;
+        let got = match want {
+            Replies::None => r.received == 0,
+            Replies::All => r.all_received(),
+        };
+        if !got {
+            let isolated = if want == Replies::None {
+                ": not isolated"
+            } else {
+                ""
+            };
+            return Err(Failure::new(
+                Diagnosis::PingFailed {
+                    from: a.name.clone(),
+                    to: b.name.clone(),
+                    class,
+                    summary: format!("{}/{} received {when}{isolated}", r.received, r.sent),
+                },
+                text,
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A leaf stops: its racks lose cross-rack reachability, pods on one node there
 /// still reach each other, other racks are unaffected; all returns after restart.
 pub async fn leaf_failure(lab: &Lab) -> Checked {
@@ -316,72 +359,20 @@ pub async fn leaf_failure(lab: &Lab) -> Checked {
     };
     let guard = lab.fault(fault.clone()).await.map_err(failed)?;
     let mut report = String::new();
-    let mut verdict = Ok(());
-    // Cut off: not a single reply.
-    let pings =
-        futures_util::future::join_all(cut.iter().map(|(a, b)| observe::ping(lab, a, b))).await;
-    for ((a, b), ping) in cut.iter().zip(pings) {
-        match ping {
-            Ok((r, _)) if r.received == 0 => {}
-            Ok((r, text)) => {
-                verdict = Err(Failure::new(
-                    Diagnosis::PingFailed {
-                        from: a.name.clone(),
-                        to: b.name.clone(),
-                        class: PathClass::CrossRack,
-                        summary: format!(
-                            "{}/{} received with {leaf} down: not isolated",
-                            r.received, r.sent
-                        ),
-                    },
-                    text,
-                ));
-                break;
-            }
-            Err(e) => {
-                verdict = Err(Failure::new(Diagnosis::ObservationFailed(e), ""));
-                break;
-            }
-        }
-    }
+    let down = format!("with {leaf} down");
+    // Cut off: not a single reply; elsewhere and on one node: every reply.
+    let mut verdict = ping_all(lab, &cut, PathClass::CrossRack, Replies::None, &down).await;
     let _ = writeln!(
         report,
         "{fault}: {} cross-rack pair(s) through it cut off",
         cut.len()
     );
-    // Unaffected: every reply.
-    if verdict.is_ok() {
-        for (class, pairs) in [
-            (PathClass::SameHost, &same_host),
-            (PathClass::CrossRack, &others),
-        ] {
-            let pings =
-                futures_util::future::join_all(pairs.iter().map(|(a, b)| observe::ping(lab, a, b)))
-                    .await;
-            for ((a, b), ping) in pairs.iter().zip(pings) {
-                match ping {
-                    Ok((r, _)) if r.all_received() => {}
-                    Ok((r, text)) => {
-                        verdict = Err(Failure::new(
-                            Diagnosis::PingFailed {
-                                from: a.name.clone(),
-                                to: b.name.clone(),
-                                class,
-                                summary: format!(
-                                    "{}/{} received with {leaf} down",
-                                    r.received, r.sent
-                                ),
-                            },
-                            text,
-                        ));
-                        break;
-                    }
-                    Err(e) => {
-                        verdict = Err(Failure::new(Diagnosis::ObservationFailed(e), ""));
-                        break;
-                    }
-                }
-            }
+    for (class, pairs) in [
+        (PathClass::SameHost, &same_host),
+        (PathClass::CrossRack, &others),
+    ] {
+        if verdict.is_ok() {
+            verdict = ping_all(lab, pairs, class, Replies::All, &down).await;
             let _ = writeln!(report, "{class} pairs unaffected: {}", pairs.len());
         }
     }
@@ -392,22 +383,14 @@ pub async fn leaf_failure(lab: &Lab) -> Checked {
     };
     verdict?;
     let back = back?;
-    let pings =
-        futures_util::future::join_all(cut.iter().map(|(a, b)| observe::ping(lab, a, b))).await;
-    for ((a, b), ping) in cut.iter().zip(pings) {
-        let (r, text) = ping.map_err(|e| Failure::new(Diagnosis::ObservationFailed(e), ""))?;
-        if !r.all_received() {
-            return Err(Failure::new(
-                Diagnosis::PingFailed {
-                    from: a.name.clone(),
-                    to: b.name.clone(),
-                    class: PathClass::CrossRack,
-                    summary: format!("{}/{} received after {leaf} returned", r.received, r.sent),
-                },
-                text,
-            ));
-        }
-    }
+    ping_all(
+        lab,
+        &cut,
+        PathClass::CrossRack,
+        Replies::All,
+        &format!("after {leaf} returned"),
+    )
+    .await?;
     let _ = writeln!(
         report,
         "after the repair: converged in {:.1} s, every cut pair answers again",

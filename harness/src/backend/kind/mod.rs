@@ -33,7 +33,7 @@ use super::docker::{
     self, ContainerSpec, ExecOutput, LABEL_CALICO, LABEL_DEVICE, LABEL_FLAVOR, LABEL_LAB,
     LABEL_ROLE, LABEL_RUN, LABEL_TOPOLOGY,
 };
-use super::ownership::{remove_run, sweep, RunId};
+use super::ownership::{remove_run, remove_run_blocking, sweep, RunId};
 use super::{
     image, Backend, Flavor, Member, MemberRole, NodeKind, Pod, RouterKind, Running, Target,
 };
@@ -1025,22 +1025,8 @@ impl Backend for Kind {
             return;
         }
         self.released = true;
-        let run = self.run.0.clone();
-        let teardown = std::thread::spawn(move || -> Result<()> {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(Error::io("start a runtime for teardown"))?;
-            runtime.block_on(async {
-                let docker = docker::connect().await?;
-                remove_run(&docker, &run).await
-            })
-        });
-        match teardown.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("calico-lab: teardown of lab {} failed: {e}", self.lab),
-            Err(_) => eprintln!("calico-lab: teardown of lab {} panicked", self.lab),
-        }
+        // A create may be in flight whenever the handle drops mid bring-up.
+        remove_run_blocking(&self.lab, &self.run.0, true);
     }
 
     fn release(&mut self) {
