@@ -101,15 +101,32 @@ fn links(interfaces: &[String], state: &str) -> String {
         .join(" && ")
 }
 
-/// The iptables rules that drop TCP 179 to and from `peer` (`-I` adds, `-D` removes).
-fn bgp_rules(op: &str, peer: Ipv4Addr) -> String {
+/// The iptables rules that drop TCP 179 to and from `peer`.
+fn bgp_rules(peer: Ipv4Addr) -> [String; 4] {
     [
-        format!("iptables {op} INPUT -p tcp -s {peer} --dport 179 -j DROP"),
-        format!("iptables {op} INPUT -p tcp -s {peer} --sport 179 -j DROP"),
-        format!("iptables {op} OUTPUT -p tcp -d {peer} --dport 179 -j DROP"),
-        format!("iptables {op} OUTPUT -p tcp -d {peer} --sport 179 -j DROP"),
+        format!("INPUT -p tcp -s {peer} --dport 179 -j DROP"),
+        format!("INPUT -p tcp -s {peer} --sport 179 -j DROP"),
+        format!("OUTPUT -p tcp -d {peer} --dport 179 -j DROP"),
+        format!("OUTPUT -p tcp -d {peer} --sport 179 -j DROP"),
     ]
-    .join(" && ")
+}
+
+/// Adds each rule once (injecting twice does not stack them).
+fn block(peer: Ipv4Addr) -> String {
+    bgp_rules(peer)
+        .iter()
+        .map(|r| format!("{{ iptables -C {r} 2>/dev/null || iptables -I {r}; }}"))
+        .collect::<Vec<_>>()
+        .join(" && ")
+}
+
+/// Removes every copy of each rule.
+fn unblock(peer: Ipv4Addr) -> String {
+    bgp_rules(peer)
+        .iter()
+        .map(|r| format!("while iptables -C {r} 2>/dev/null; do iptables -D {r} || exit 1; done"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl Fault {
@@ -126,6 +143,11 @@ impl Fault {
                 t.router(router)
                     .ok_or_else(|| unknown("router", router.clone()))?;
                 let names: Vec<String> = t.interfaces(router).into_iter().map(|i| i.name).collect();
+                if names.is_empty() {
+                    return Err(Error::Unsupported(format!(
+                        "router-down {router}: {router} has no link to take down"
+                    )));
+                }
                 let target = Target::Router(router.clone());
                 FaultPlan {
                     inject: vec![step(target.clone(), links(&names, "down"))],
@@ -139,8 +161,9 @@ impl Fault {
                 let target = Target::CalicoNode(node.clone());
                 // The containers' first process reaps nothing, so a killed BIRD stays
                 // a zombie: wait for its socket to stop answering, not for the process.
+                // pkill exits 1 when no BIRD runs: then there is nothing to kill.
                 let stop = format!(
-                    "pkill -KILL -x bird; for i in $(seq 100); do birdc -s {CONTROL_SOCKET} show status >/dev/null 2>&1 || exit 0; sleep 0.05; done; exit 1"
+                    "pkill -KILL -x bird || exit 1; client=$(command -v birdcl || command -v birdc) || exit 127; for i in $(seq 100); do \"$client\" -s {CONTROL_SOCKET} show status >/dev/null 2>&1 || exit 0; sleep 0.05; done; exit 1"
                 );
                 let start = format!("cd {CONFIG_DIR} && bird -c bird.cfg -s {CONTROL_SOCKET}");
                 FaultPlan {
@@ -167,16 +190,26 @@ impl Fault {
                 FaultPlan { inject, restore }
             }
             Fault::SessionBlocked { device, peer } => {
-                let target = if t.router(device).is_some() {
-                    Target::Router(device.clone())
-                } else if t.nodes().any(|(_, n)| &n.name == device) {
-                    Target::Node(device.clone())
+                // Only a session the device can have: anything else would block nothing.
+                let (target, peers): (Target, Vec<Ipv4Addr>) = if t.router(device).is_some() {
+                    let peers = t.bgp_neighbors(device).iter().map(|n| n.address).collect();
+                    (Target::Router(device.clone()), peers)
+                } else if let Some((rack, _)) = t.nodes().find(|(_, n)| &n.name == device) {
+                    // calico-node peers with its BGPPeers and, in a mesh, every node.
+                    let mut peers: Vec<Ipv4Addr> =
+                        t.calico.bgp_peers.iter().map(|p| p.peer_ip).collect();
+                    peers.push(rack.gateway);
+                    peers.extend(t.nodes().map(|(_, n)| n.address));
+                    (Target::Node(device.clone()), peers)
                 } else {
                     return Err(unknown("device", device.clone()));
                 };
+                if !peers.contains(peer) {
+                    return Err(unknown("BGP peer", format!("{peer} (of {device})")));
+                }
                 FaultPlan {
-                    inject: vec![step(target.clone(), bgp_rules("-I", *peer))],
-                    restore: vec![step(target, bgp_rules("-D", *peer))],
+                    inject: vec![step(target.clone(), block(*peer))],
+                    restore: vec![step(target, unblock(*peer))],
                 }
             }
         })
@@ -293,9 +326,18 @@ mod tests {
         .plan(&seed())
         .unwrap();
         let inject = &plan.inject[0].script;
-        assert_eq!(inject.matches("-I ").count(), 4);
+        assert_eq!(inject.matches("iptables -I ").count(), 4);
+        assert_eq!(inject.matches("iptables -C ").count(), 4, "never stacked");
         assert!(inject.contains("179") && inject.contains("10.1.5.10"));
-        assert_eq!(plan.restore[0].script, inject.replace("-I ", "-D "));
+        assert_eq!(plan.restore[0].script.matches("iptables -D ").count(), 4);
+        // A peer the device has no session with would block nothing.
+        let err = Fault::SessionBlocked {
+            device: "leaf0".into(),
+            peer: "10.9.9.9".parse().unwrap(),
+        }
+        .plan(&seed())
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{err}");
     }
 
     #[test]

@@ -402,8 +402,17 @@ impl Lab {
     /// dropped without it restores on the spot where the runtime allows blocking,
     /// and teardown removes everything anyway).
     pub async fn fault(&self, fault: Fault) -> Result<FaultGuard<'_>> {
+        if matches!(fault, Fault::BirdDown { .. }) && self.flavor().nodes == NodeKind::Kind {
+            return Err(Error::Unsupported(
+                "bird-down on the kind flavor: calico-node's own supervisor restarts BIRD; restart its pod instead".into(),
+            ));
+        }
         let plan = fault.plan(&self.topology)?;
-        self.run_fault_steps(&fault, &plan.inject, "inject").await?;
+        if let Err(e) = self.run_fault_steps(&fault, &plan.inject, "inject").await {
+            // Half applied: mend what was broken, then say why it failed.
+            let _ = self.run_fault_steps(&fault, &plan.restore, "restore").await;
+            return Err(e);
+        }
         Ok(FaultGuard {
             lab: self,
             fault,
@@ -418,25 +427,35 @@ impl Lab {
         self.run_fault_steps(fault, &plan.restore, "restore").await
     }
 
+    /// Runs the steps in order; an inject stops at the first failure, a restore
+    /// goes on past it (mending as much as it can) and returns the first.
     async fn run_fault_steps(
         &self,
         fault: &Fault,
         steps: &[fault::Step],
         what: &str,
     ) -> Result<()> {
+        let mut first = None;
         for step in steps {
-            let out = self.exec(&step.target, &["sh", "-c", &step.script]).await?;
-            if !out.success() {
-                return Err(Error::Lab {
+            let result = match self.exec(&step.target, &["sh", "-c", &step.script]).await {
+                Ok(out) if out.success() => Ok(()),
+                Ok(out) => Err(Error::Lab {
                     lab: self.name.clone(),
                     message: format!(
                         "{what} {fault}: on {} `{}` failed ({}): {}{}",
                         step.target, step.script, out.exit_code, out.stdout, out.stderr
                     ),
-                });
+                }),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                if what == "inject" {
+                    return Err(e);
+                }
+                first.get_or_insert(e);
             }
         }
-        Ok(())
+        first.map_or(Ok(()), Err)
     }
 
     /// Rolls `node`'s calico-node to `version` (new BGP configuration, restart).

@@ -103,27 +103,73 @@ fn judge_loss(
     }
 }
 
+/// The lab must be exactly as designed before a fault: a fault on a lab already
+/// broken proves nothing.
+async fn healthy_before(lab: &Lab, fault: &Fault) -> Result<(), Failure> {
+    let broken = lab.diagnose().await;
+    match broken.first() {
+        None => Ok(()),
+        Some(first) => Err(Failure::new(
+            first.clone(),
+            format!(
+                "the lab was not healthy before {fault}:\n{}",
+                broken
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+        )),
+    }
+}
+
+/// Injects `fault`; if that fails, the traffic is stopped before the error returns.
+async fn inject<'a>(
+    lab: &'a Lab,
+    fault: &Fault,
+    traffic: Traffic,
+) -> Result<(crate::lab::FaultGuard<'a>, Traffic), Failure> {
+    match lab.fault(fault.clone()).await {
+        Ok(guard) => Ok((guard, traffic)),
+        Err(e) => {
+            let _ = traffic.stop().await;
+            Err(failed(e))
+        }
+    }
+}
+
 /// A router or link fault on the fabric under cross-rack traffic: the survivors
 /// hold exactly the degraded design's routes, traffic goes on, and after the repair
 /// every route (ECMP included) returns.
 async fn fabric_fault(lab: &Lab, fault: Fault) -> Checked {
     let t = lab.topology();
-    let pairs = lab.pod_pairs(PathClass::CrossRack);
+    // Only traffic that crosses a spine can tell a spine or uplink fault.
+    let pairs: Vec<(Pod, Pod)> = lab
+        .pod_pairs(PathClass::CrossRack)
+        .into_iter()
+        .filter(|(a, b)| {
+            expect::path(t, a, b).is_some_and(|p| p.hops.contains(&expect::Hop::AnySpine))
+        })
+        .collect();
     if pairs.is_empty() {
         return Ok(Pass::Skipped(
-            "the topology has no cross-rack pod pair".into(),
+            "no pod pair's traffic crosses a spine".into(),
         ));
     }
-    let Some(degraded) = fault.degraded(t) else {
+    let degraded = fault
+        .degraded(t)
+        .filter(|d| expect::routes(d, lab.calico()) != expect::routes(t, lab.calico()));
+    let Some(degraded) = degraded else {
         return Ok(Pass::Skipped(format!(
             "{fault} changes no route of the fabric"
         )));
     };
+    healthy_before(lab, &fault).await?;
     let running = Traffic::start(lab, &pairs, traffic::INTERVAL)
         .await
         .map_err(failed)?;
     tokio::time::sleep(STEADY).await;
-    let guard = lab.fault(fault.clone()).await.map_err(failed)?;
+    let (guard, running) = inject(lab, &fault, running).await?;
     let injected = Instant::now();
     let mut report = String::new();
     let during = routes_settle(lab, &degraded, &format!("routes without {fault}"))
@@ -224,12 +270,13 @@ pub async fn calico_node_restart(lab: &Lab) -> Checked {
         .filter(|(n, _)| n == &node)
         .map(|(_, b)| b)
         .collect();
+    let fault = Fault::BirdDown { node: node.clone() };
+    healthy_before(lab, &fault).await?;
     let running = Traffic::start(lab, &pairs, traffic::INTERVAL)
         .await
         .map_err(failed)?;
     tokio::time::sleep(STEADY).await;
-    let fault = Fault::BirdDown { node: node.clone() };
-    let guard = lab.fault(fault.clone()).await.map_err(failed)?;
+    let (guard, running) = inject(lab, &fault, running).await?;
     // While BIRD is down, the leaf must still route the node's block to the node.
     let mut kept = Ok(());
     for _ in 0..5 {
@@ -262,15 +309,23 @@ pub async fn calico_node_restart(lab: &Lab) -> Checked {
         }
     }
     let restored = guard.restore().await.map_err(failed);
+    // Back means the sessions, and every route again (the node's block re-exported,
+    // not just held stale until graceful restart gives up).
     let back = match restored {
-        Ok(()) => lab.wait_for_calico(SETTLE).await.map_err(failed),
+        Ok(()) => match lab.wait_for_calico(SETTLE).await {
+            Ok(sessions) => routes_settle(lab, t, &format!("routes after {fault} ended"))
+                .await
+                .map(|routes| sessions + routes)
+                .map_err(failed),
+            Err(e) => Err(failed(e)),
+        },
         Err(e) => Err(e),
     };
     let losses = running.stop().await.map_err(failed)?;
     kept?;
     let back = back?;
     let mut report = format!(
-        "{fault}: {leaf} kept {} while BIRD was down; BIRD's sessions back {:.1} s after it restarted\n",
+        "{fault}: {leaf} kept {} while BIRD was down; sessions and every route back {:.1} s after it restarted\n",
         blocks.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", "),
         back.as_secs_f64()
     );
@@ -332,23 +387,31 @@ async fn ping_all(
 /// still reach each other, other racks are unaffected; all returns after restart.
 pub async fn leaf_failure(lab: &Lab) -> Checked {
     let t = lab.topology();
-    let Some(leaf) = t.leafs.first().map(|l| l.name.clone()) else {
-        return Ok(Pass::Skipped("no leaf".into()));
-    };
-    let isolated: Vec<String> = t
-        .nodes()
-        .filter(|(r, _)| r.leaf == leaf)
-        .map(|(_, n)| n.name.clone())
-        .collect();
-    let touches = |(a, b): &(Pod, Pod)| isolated.contains(&a.node) || isolated.contains(&b.node);
     // One pair per pair of nodes, pinged all at once: what is cut gets no reply.
     let cross = lab.pod_pairs(PathClass::CrossRack);
+    let behind = |leaf: &str| -> Vec<String> {
+        t.nodes()
+            .filter(|(r, _)| r.leaf == leaf)
+            .map(|(_, n)| n.name.clone())
+            .collect()
+    };
+    // The first leaf some cross-rack pair goes through.
+    let Some((leaf, isolated)) = t
+        .leafs
+        .iter()
+        .map(|l| (l.name.clone(), behind(&l.name)))
+        .find(|(_, nodes)| {
+            cross
+                .iter()
+                .any(|(a, b)| nodes.contains(&a.node) || nodes.contains(&b.node))
+        })
+    else {
+        return Ok(Pass::Skipped(
+            "no cross-rack pair goes through a leaf".into(),
+        ));
+    };
+    let touches = |(a, b): &(Pod, Pod)| isolated.contains(&a.node) || isolated.contains(&b.node);
     let (cut, others): (Vec<_>, Vec<_>) = cross.into_iter().partition(touches);
-    if cut.is_empty() {
-        return Ok(Pass::Skipped(format!(
-            "no cross-rack pair goes through {leaf}"
-        )));
-    }
     let same_host: Vec<_> = lab
         .pod_pairs(PathClass::SameHost)
         .into_iter()
@@ -357,6 +420,7 @@ pub async fn leaf_failure(lab: &Lab) -> Checked {
     let fault = Fault::RouterDown {
         router: leaf.clone(),
     };
+    healthy_before(lab, &fault).await?;
     let guard = lab.fault(fault.clone()).await.map_err(failed)?;
     let mut report = String::new();
     let down = format!("with {leaf} down");

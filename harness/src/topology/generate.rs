@@ -37,6 +37,10 @@ pub enum ShapeError {
         "--leafs-per-rack {0}: a rack has one leaf (its ToR and route reflector) in this model"
     )]
     LeafsPerRack(u32),
+    #[error("{racks} racks x {nodes} nodes is {total} nodes; at most {MAX_NODES} are generated")]
+    TooManyNodes { racks: u32, nodes: u32, total: u32 },
+    #[error("--name '{0}': 1 to {MAX_NAME} lower-case letters, digits and '-' (node names add '-control-plane')")]
+    Name(String),
 }
 
 /// Racks get 10.10.<rack>.0/24 and leafs AS 65001 + rack: 250 racks at most.
@@ -46,6 +50,10 @@ pub const MAX_NODES_PER_RACK: u32 = 200;
 /// Spines take AS 65500 + index, below 65535.
 pub const MAX_SPINES: u32 = 32;
 pub const MAX_PODS_PER_NODE: u32 = 50;
+/// Pods take /26 blocks of 10.128.0.0/12 (16384 blocks) above 1024 nodes.
+pub const MAX_NODES: u32 = 4096;
+/// Lab names are at most 40 characters and kind adds `-control-plane`.
+pub const MAX_NAME: usize = 26;
 
 fn range(what: &'static str, value: u32, min: u32, max: u32) -> Result<(), ShapeError> {
     if (min..=max).contains(&value) {
@@ -72,13 +80,26 @@ impl Shape {
         range("racks", self.racks, 1, MAX_RACKS)?;
         range("nodes-per-rack", self.nodes_per_rack, 1, MAX_NODES_PER_RACK)?;
         range("spines", self.spines, 1, MAX_SPINES)?;
-        range("pods-per-node", self.pods_per_node, 0, MAX_PODS_PER_NODE)?;
+        // A node without pods leaves every data-path scenario nothing to check.
+        range("pods-per-node", self.pods_per_node, 1, MAX_PODS_PER_NODE)?;
+        let total = self.racks * self.nodes_per_rack;
+        if total > MAX_NODES {
+            return Err(ShapeError::TooManyNodes {
+                racks: self.racks,
+                nodes: self.nodes_per_rack,
+                total,
+            }
+            .into());
+        }
         if self.leafs_per_rack != 1 {
             return Err(ShapeError::LeafsPerRack(self.leafs_per_rack).into());
         }
         let name = self.name.clone().unwrap_or_else(|| {
             format!("gen-{}x{}x{}", self.racks, self.nodes_per_rack, self.spines)
         });
+        if name.len() > MAX_NAME || !super::is_dns_label(&name) {
+            return Err(ShapeError::Name(name).into());
+        }
         let spines: Vec<Router> = (0..self.spines)
             .map(|s| Router {
                 name: format!("spine{s}"),
@@ -173,7 +194,14 @@ impl Shape {
                 version: self.calico_version.clone(),
                 manifest_url: None,
                 manifest_sha256: None,
-                pod_cidr: "10.244.0.0/16".parse().expect("valid"),
+                // 1024 blocks of /26 in the seed's pool; a wider one above that.
+                pod_cidr: if total <= 1024 {
+                    "10.244.0.0/16"
+                } else {
+                    "10.128.0.0/12"
+                }
+                .parse()
+                .expect("valid"),
                 block_size: 26,
                 ipip_mode: "Never".into(),
                 vxlan_mode: "Never".into(),
@@ -237,6 +265,7 @@ mod tests {
             (16, 8, 2),
             (32, 8, 2),
             (3, 5, 4),
+            (64, 20, 2),
         ] {
             let t = shape(r, n, s).topology().unwrap();
             assert_eq!(t.racks.len() as u32, r);
@@ -305,6 +334,21 @@ mod tests {
                 },
                 "Bad_Name",
             ),
+            (
+                Shape {
+                    name: Some("a".repeat(27)),
+                    ..shape(1, 1, 1)
+                },
+                "--name",
+            ),
+            (
+                Shape {
+                    pods_per_node: 0,
+                    ..shape(1, 1, 1)
+                },
+                "--pods-per-node",
+            ),
+            (shape(250, 200, 2), "at most 4096"),
         ] {
             let err = sh.topology().unwrap_err().to_string();
             assert!(err.contains(what), "{what}: {err}");
