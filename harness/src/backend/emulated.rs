@@ -485,10 +485,7 @@ struct Spawned {
 impl Running for Spawned {
     async fn stop(self: Box<Self>) -> Result<ExecOutput> {
         // The command may not have written its pid yet: wait for it a little.
-        let kill = format!(
-            "for i in $(seq 50); do [ -s {f} ] && exec kill -INT $(cat {f}); sleep 0.1; done; exit 1",
-            f = self.pid_file
-        );
+        let kill = super::stop_spawned(&self.pid_file);
         docker::exec(&self.docker, &self.container, &["sh", "-c", &kill]).await?;
         let out = self.output.await.map_err(|e| Error::Lab {
             lab: self.container.clone(),
@@ -524,13 +521,7 @@ impl Backend for Emulated {
         let seq = SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let pid_file = format!("/run/calico-lab-spawned-{}-{seq}.pid", std::process::id());
         let (container, full) = self.locate(target, cmd)?;
-        let mut wrapped: Vec<String> = vec![
-            "sh".into(),
-            "-c".into(),
-            format!("echo $$ > {pid_file}; exec \"$@\""),
-            "spawned".into(),
-        ];
-        wrapped.extend(full);
+        let wrapped = super::spawned_command(&pid_file, &full);
         let docker = self.docker.clone();
         let in_task = container.clone();
         let output = tokio::spawn(async move {

@@ -185,6 +185,27 @@ pub trait Running: Send {
     async fn stop(self: Box<Self>) -> Result<ExecOutput>;
 }
 
+/// A command that writes its shell's PID to `pid_file`, then becomes `cmd`, so that
+/// [`stop_spawned`] can interrupt it (both flavors' `spawn`).
+pub(crate) fn spawned_command(pid_file: &str, cmd: &[String]) -> Vec<String> {
+    let mut wrapped: Vec<String> = vec![
+        "sh".into(),
+        "-c".into(),
+        format!("echo $$ > {pid_file}; exec \"$@\""),
+        "spawned".into(),
+    ];
+    wrapped.extend_from_slice(cmd);
+    wrapped
+}
+
+/// Interrupts a spawned command (SIGINT: ping prints its summary); the command may
+/// not have written its PID yet, so wait for it a little.
+pub(crate) fn stop_spawned(pid_file: &str) -> String {
+    format!(
+        "for i in $(seq 50); do [ -s {pid_file} ] && exec kill -INT $(cat {pid_file}); sleep 0.1; done; exit 1"
+    )
+}
+
 /// The verbs every flavor answers. Implementations: [`emulated::Emulated`] and
 /// [`kind::Kind`] and [`replay::Replay`].
 #[async_trait]

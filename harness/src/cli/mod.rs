@@ -173,12 +173,16 @@ pub fn check_writable<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> Resul
     Ok(())
 }
 
-/// Writes each report (`path`, what it is, text) and appends `markdown` to
-/// `$GITHUB_STEP_SUMMARY` when set; one that fails does not stop the others, and
-/// the error names every one that failed.
-pub fn write_reports(reports: &[(&PathBuf, &str, String)], markdown: &str) -> anyhow::Result<()> {
+/// Writes each report asked for (`path` if given, what it is, text) and appends
+/// `markdown` to `$GITHUB_STEP_SUMMARY` when set; one that fails does not stop the
+/// others, and the error names every one that failed.
+pub fn write_reports(
+    reports: &[(Option<&PathBuf>, &str, String)],
+    markdown: &str,
+) -> anyhow::Result<()> {
     let mut unwritten = Vec::new();
     for (path, kind, text) in reports {
+        let Some(path) = path else { continue };
         if let Err(e) = std::fs::write(path, text) {
             unwritten.push(format!("{kind} report {}: {e}", path.display()));
         }

@@ -81,16 +81,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     println!("{}", report.table());
     let markdown = report.markdown();
-    let mut reports = Vec::new();
-    if let Some(path) = &args.json {
-        reports.push((path, "JSON", serde_json::to_string_pretty(&report.json())?));
-    }
-    if let Some(path) = &args.junit {
-        reports.push((path, "JUnit", report.junit()));
-    }
-    if let Some(path) = &args.markdown {
-        reports.push((path, "Markdown", markdown.clone()));
-    }
+    let reports = [
+        (
+            args.json.as_ref(),
+            "JSON",
+            serde_json::to_string_pretty(&report.json())?,
+        ),
+        (args.junit.as_ref(), "JUnit", report.junit()),
+        (args.markdown.as_ref(), "Markdown", markdown.clone()),
+    ];
     write_reports(&reports, &markdown)?;
     if !report.all_passed() {
         let (_, failed, _) = report.counts();

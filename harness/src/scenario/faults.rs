@@ -123,16 +123,23 @@ async fn healthy_before(lab: &Lab, fault: &Fault) -> Result<(), Failure> {
     }
 }
 
-/// Injects `fault`; if that fails, the traffic is stopped before the error returns.
-async fn inject<'a>(
+/// Checks the lab is healthy, starts traffic between `pairs`, lets it run, then
+/// injects `fault`; if the inject fails, the traffic is stopped before the error
+/// returns.
+async fn break_under_traffic<'a>(
     lab: &'a Lab,
     fault: &Fault,
-    traffic: Traffic,
+    pairs: &[(Pod, Pod)],
 ) -> Result<(crate::lab::FaultGuard<'a>, Traffic), Failure> {
+    healthy_before(lab, fault).await?;
+    let running = Traffic::start(lab, pairs, traffic::INTERVAL)
+        .await
+        .map_err(failed)?;
+    tokio::time::sleep(STEADY).await;
     match lab.fault(fault.clone()).await {
-        Ok(guard) => Ok((guard, traffic)),
+        Ok(guard) => Ok((guard, running)),
         Err(e) => {
-            let _ = traffic.stop().await;
+            let _ = running.stop().await;
             Err(failed(e))
         }
     }
@@ -164,12 +171,7 @@ async fn fabric_fault(lab: &Lab, fault: Fault) -> Checked {
             "{fault} changes no route of the fabric"
         )));
     };
-    healthy_before(lab, &fault).await?;
-    let running = Traffic::start(lab, &pairs, traffic::INTERVAL)
-        .await
-        .map_err(failed)?;
-    tokio::time::sleep(STEADY).await;
-    let (guard, running) = inject(lab, &fault, running).await?;
+    let (guard, running) = break_under_traffic(lab, &fault, &pairs).await?;
     let injected = Instant::now();
     let mut report = String::new();
     let during = routes_settle(lab, &degraded, &format!("routes without {fault}"))
@@ -271,12 +273,7 @@ pub async fn calico_node_restart(lab: &Lab) -> Checked {
         .map(|(_, b)| b)
         .collect();
     let fault = Fault::BirdDown { node: node.clone() };
-    healthy_before(lab, &fault).await?;
-    let running = Traffic::start(lab, &pairs, traffic::INTERVAL)
-        .await
-        .map_err(failed)?;
-    tokio::time::sleep(STEADY).await;
-    let (guard, running) = inject(lab, &fault, running).await?;
+    let (guard, running) = break_under_traffic(lab, &fault, &pairs).await?;
     // While BIRD is down, the leaf must still route the node's block to the node.
     let mut kept = Ok(());
     for _ in 0..5 {

@@ -803,10 +803,7 @@ struct Spawned {
 #[async_trait]
 impl Running for Spawned {
     async fn stop(self: Box<Self>) -> Result<ExecOutput> {
-        let kill = format!(
-            "for i in $(seq 50); do [ -s {f} ] && exec kill -INT $(cat {f}); sleep 0.1; done; exit 1",
-            f = self.pid_file
-        );
+        let kill = super::stop_spawned(&self.pid_file);
         run_at(
             &self.docker,
             self.pod_exec.as_ref(),
@@ -856,13 +853,8 @@ impl Backend for Kind {
         let seq = SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let pid_file = format!("/tmp/calico-lab-spawned-{}-{seq}.pid", std::process::id());
         let place = self.place(target).await?;
-        let mut wrapped: Vec<String> = vec![
-            "sh".into(),
-            "-c".into(),
-            format!("echo $$ > {pid_file}; exec \"$@\""),
-            "spawned".into(),
-        ];
-        wrapped.extend(cmd.iter().map(|s| s.to_string()));
+        let cmd: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+        let wrapped = super::spawned_command(&pid_file, &cmd);
         let (docker, pod_exec, in_task) =
             (self.docker.clone(), self.pod_exec.clone(), place.clone());
         let output = tokio::spawn(async move {
