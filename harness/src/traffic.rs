@@ -69,13 +69,22 @@ impl Traffic {
         let mut runs = Vec::new();
         for (from, to) in pairs {
             let ip = to.ip.to_string();
-            let running = lab
+            let started = lab
                 .spawn(
                     &Target::Pod(from.name.clone()),
                     &["ping", "-n", "-i", &seconds, "-W", "1", &ip],
                 )
-                .await?;
-            runs.push((from.clone(), to.clone(), running));
+                .await;
+            match started {
+                Ok(running) => runs.push((from.clone(), to.clone(), running)),
+                Err(e) => {
+                    // None of it may outlive the failure.
+                    for (_, _, running) in runs {
+                        let _ = running.stop().await;
+                    }
+                    return Err(e);
+                }
+            }
         }
         Ok(Traffic { interval, runs })
     }

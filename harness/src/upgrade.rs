@@ -15,7 +15,7 @@ use crate::check;
 use crate::error::Result;
 use crate::expect::PathClass;
 use crate::job::check_lab;
-use crate::lab::{Lab, LabOptions};
+use crate::lab::{Lab, LabOptions, Progress};
 use crate::observe::{self, RouteAttributes, RoutingState};
 use crate::report::Report;
 use crate::scenario::Scenario;
@@ -259,28 +259,7 @@ impl Upgrade {
         progress.step(&format!("at {from}"));
         let before = check_lab(&mut lab, &self.scenarios, self.wait, &progress).await?;
         let state_before = observe::routing_state(&lab).await?;
-        let mut pairs = lab.pod_pairs(PathClass::CrossRack);
-        if pairs.is_empty() {
-            pairs = lab.pod_pairs(PathClass::SameRack);
-        }
-        let running = Traffic::start(&lab, &pairs, traffic::INTERVAL).await?;
-        let nodes: Vec<String> = lab
-            .topology()
-            .nodes()
-            .map(|(_, n)| n.name.clone())
-            .collect();
-        let rolled = async {
-            for node in &nodes {
-                progress.step(&format!("rolling calico-node on {node} to {}", self.to));
-                lab.roll_calico_node(node, self.to).await?;
-                // As a DaemonSet waits for readiness: the node's sessions are back.
-                lab.wait_for_calico(self.wait).await?;
-            }
-            Ok::<_, crate::Error>(())
-        }
-        .await;
-        let rollout = running.stop().await?;
-        rolled?;
+        let rollout = roll_under_traffic(&mut lab, self.to, self.wait, &progress).await?;
         progress.step(&format!("at {}", self.to));
         let after = check_lab(&mut lab, &self.scenarios, self.wait, &progress).await?;
         let state_after = observe::routing_state(&lab).await?;
@@ -300,6 +279,43 @@ impl Upgrade {
         }
         Ok(report)
     }
+}
+
+/// The longest window without replies a pair may see while calico-node rolls,
+/// unless the caller says otherwise.
+pub const LOSS_BUDGET: Duration = Duration::from_secs(5);
+
+/// Rolls calico-node to `to` node by node, as a DaemonSet does (each node's
+/// sessions back before the next), under continuous cross-rack traffic (same-rack
+/// on a one-rack lab); returns what each pair lost.
+pub async fn roll_under_traffic(
+    lab: &mut Lab,
+    to: CalicoVersion,
+    wait: Duration,
+    progress: &Progress,
+) -> Result<Vec<PairLoss>> {
+    let mut pairs = lab.pod_pairs(PathClass::CrossRack);
+    if pairs.is_empty() {
+        pairs = lab.pod_pairs(PathClass::SameRack);
+    }
+    let running = Traffic::start(lab, &pairs, traffic::INTERVAL).await?;
+    let nodes: Vec<String> = lab
+        .topology()
+        .nodes()
+        .map(|(_, n)| n.name.clone())
+        .collect();
+    let rolled = async {
+        for node in &nodes {
+            progress.step(&format!("rolling calico-node on {node} to {to}"));
+            lab.roll_calico_node(node, to).await?;
+            lab.wait_for_calico(wait).await?;
+        }
+        Ok::<_, crate::Error>(())
+    }
+    .await;
+    let rollout = running.stop().await?;
+    rolled?;
+    Ok(rollout)
 }
 
 /// What kind of route a prefix is, as differences name it.

@@ -295,7 +295,7 @@ fn lab_cli_apply_reconfigures_a_running_lab() {
     let peer = dir.path().join("extra-peer.yaml");
     std::fs::write(
         &peer,
-        "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: extra}\nspec: {peerIP: 10.1.8.1, asNumber: 65008, node: calico-bgp-rr-worker3}\n",
+        "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: extra}\nspec: {peerIP: 10.1.5.1, asNumber: 65005, node: calico-bgp-rr-worker3}\n",
     )
     .unwrap();
     let seed_off = concat!(
@@ -324,7 +324,39 @@ fn lab_cli_apply_reconfigures_a_running_lab() {
     let (off, _, _) = calico_lab(&["apply", "--name", &name, seed_off]);
     let without = protocols();
     let (bad, _, bad_err) = calico_lab(&["apply", "--name", &name, "/nonexistent.yaml"]);
+    let worker3 = || {
+        calico_lab(&[
+            "exec",
+            "--name",
+            &name,
+            "calico-bgp-rr-worker3",
+            "--",
+            "birdc",
+            "-s",
+            "/var/run/calico/bird.ctl",
+            "show",
+            "protocols",
+        ])
+        .1
+    };
+    let with_extra = worker3();
+    let (deleted, deleted_out, deleted_err) =
+        calico_lab(&["delete", "--name", &name, peer.to_str().unwrap()]);
+    let (twice, _, twice_err) = calico_lab(&["delete", "--name", &name, peer.to_str().unwrap()]);
+    // A later process replays the delete too: the peer stays gone.
+    let (later, _, _) = calico_lab(&["apply", "--name", &name, seed_off]);
+    let without_extra = worker3();
     calico_lab(&["down", "--name", &name]);
+    assert!(with_extra.contains("Node_10_1_5_1"), "{with_extra}");
+    assert_eq!(deleted, 0, "{deleted_err}");
+    assert!(
+        deleted_out.contains("reconfigured calico-bgp-rr-worker3"),
+        "{deleted_out}"
+    );
+    assert_eq!(twice, 2, "an object already gone: {twice_err}");
+    assert!(twice_err.contains("does not exist"), "{twice_err}");
+    assert_eq!(later, 0);
+    assert!(!without_extra.contains("Node_10_1_5_1"), "{without_extra}");
     assert_eq!(on, 0, "{on_err}");
     assert!(
         on_out.contains("reconfigured calico-bgp-rr-control-plane"),

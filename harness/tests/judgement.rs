@@ -51,13 +51,13 @@ fn edit(replay: Replay, target: Target, command: &str, edit: impl Fn(&str) -> St
 async fn run(replay: Replay, name: &str) -> Outcome {
     let t = Topology::seed();
     let calico = starting_resources(&t, CalicoState::Configured).unwrap();
-    let lab = Lab::with_backend("replay", t, calico, Box::new(replay))
+    let mut lab = Lab::with_backend("replay", t, calico, Box::new(replay))
         .await
         .unwrap();
     // Artifacts of failures go to the tests' scratch folder, not the workspace's.
     std::env::set_var("CALICO_LAB_ARTIFACTS", env!("CARGO_TARGET_TMPDIR"));
     let s = scenario::find(name).unwrap_or_else(|| panic!("no scenario {name}"));
-    scenario::run(&lab, s).await
+    scenario::run(&mut lab, s).await
 }
 
 fn failure(outcome: &Outcome) -> &Diagnosis {

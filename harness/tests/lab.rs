@@ -584,11 +584,11 @@ async fn lab_two_runs_racing_for_one_name_one_wins_one_is_refused() {
 #[tokio::test]
 async fn lab_removed_under_a_scenario_is_diagnosed_as_gone() {
     let name = lab_name("gone");
-    let lab = up(&name).await;
+    let mut lab = up(&name).await;
     lab.converge(FABRIC_BUDGET).await.unwrap();
     ownership::down(&name).await.unwrap();
     let bgp = calico_lab::scenario::find("bgp_neighbors_match_topology").unwrap();
-    let outcome = calico_lab::scenario::run(&lab, bgp).await;
+    let outcome = calico_lab::scenario::run(&mut lab, bgp).await;
     let diagnosis = outcome.failure.expect("fails").diagnosis;
     assert!(
         matches!(diagnosis, calico_lab::Diagnosis::LabGone { .. }),

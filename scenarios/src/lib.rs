@@ -93,7 +93,7 @@ fn run_one(s: &'static Scenario) -> Result<(), libtest_mimic::Failed> {
         let mut lab = start(reuse)
             .await
             .map_err(|e| format!("the lab did not come up: {e:#}"))?;
-        let outcome = scenario::run(&lab, s).await;
+        let outcome = scenario::run(&mut lab, s).await;
         append_to_job_summary(&outcome);
         println!("{}", outcome.report);
         if let Some(reason) = &outcome.skipped {
@@ -153,12 +153,17 @@ async fn start(reuse: bool) -> anyhow::Result<Lab> {
     Ok(lab)
 }
 
-/// The topology the environment names (`CALICO_LAB_TOPOLOGY`; default: the seed).
+/// The topology the environment names (`CALICO_LAB_TOPOLOGY`; default: the seed),
+/// at the Calico version `CALICO_LAB_UPGRADE_FROM` names, if set.
 pub fn topology() -> anyhow::Result<Topology> {
     let file = std::env::var_os("CALICO_LAB_TOPOLOGY")
         .filter(|v| !v.is_empty())
         .map(|v| workspace_path(PathBuf::from(v)));
-    Ok(Topology::load_or_seed(file.as_deref())?)
+    let mut t = Topology::load_or_seed(file.as_deref())?;
+    if let Some(from) = scenario::version_from_env(scenario::FROM_VARIABLE)? {
+        t.calico.version = from.to_string();
+    }
+    Ok(t)
 }
 
 /// Relative paths are the workspace's (tests run in their package's folder).

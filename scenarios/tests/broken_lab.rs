@@ -11,7 +11,7 @@ use rstest::rstest;
 #[rstest]
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_peer_as_on_a_leaf_is_diagnosed_as_no_session(#[future(awt)] owned_lab: OwnedLab) {
-    let lab = owned_lab;
+    let mut lab = owned_lab;
     let t = lab.topology().clone();
     let rack = &t.racks[0];
     let node = &rack.nodes[0];
@@ -37,7 +37,7 @@ async fn wrong_peer_as_on_a_leaf_is_diagnosed_as_no_session(#[future(awt)] owned
     assert!(out.success(), "{out:?}");
 
     let bgp = scenario::find("bgp_neighbors_match_topology").unwrap();
-    let outcome = scenario::run(&lab, bgp).await;
+    let outcome = scenario::run(&mut lab, bgp).await;
     let failure = outcome
         .failure
         .clone()
@@ -129,7 +129,7 @@ where
 #[rstest]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_withdrawn_block_is_route_missing_on_the_first_leaf(#[future(awt)] owned_lab: OwnedLab) {
-    let lab = owned_lab;
+    let mut lab = owned_lab;
     let t = lab.topology().clone();
     let last_rack = t.racks.last().unwrap();
     let node = last_rack.nodes.last().unwrap().name.clone();
@@ -150,7 +150,7 @@ async fn a_withdrawn_block_is_route_missing_on_the_first_leaf(#[future(awt)] own
     })
     .await;
     let routes = scenario::find("routes_match_topology").unwrap();
-    let outcome = scenario::run(&lab, routes).await;
+    let outcome = scenario::run(&mut lab, routes).await;
     match outcome.failure.expect("fails").diagnosis {
         Diagnosis::RouteMissing {
             device,
@@ -170,7 +170,7 @@ async fn a_withdrawn_block_is_route_missing_on_the_first_leaf(#[future(awt)] own
 #[rstest]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pod_interface_down_is_ping_failed_for_that_pair(#[future(awt)] owned_lab: OwnedLab) {
-    let lab = owned_lab;
+    let mut lab = owned_lab;
     let (from, to) = lab.pod_pairs(PathClass::SameHost)[0].clone();
     let veth = calico_lab::calico::emulated::veth_name(&to.name);
     let out = lab
@@ -182,7 +182,7 @@ async fn a_pod_interface_down_is_ping_failed_for_that_pair(#[future(awt)] owned_
         .unwrap();
     assert!(out.success(), "{out:?}");
     let pings = scenario::find("same_host_ping").unwrap();
-    let outcome = scenario::run(&lab, pings).await;
+    let outcome = scenario::run(&mut lab, pings).await;
     match outcome.failure.expect("fails").diagnosis {
         Diagnosis::PingFailed {
             from: f,
@@ -204,7 +204,7 @@ async fn a_pod_interface_down_is_ping_failed_for_that_pair(#[future(awt)] owned_
 async fn a_leaf_forced_through_one_spine_is_diagnosed_on_that_leaf(
     #[future(awt)] owned_lab: OwnedLab,
 ) {
-    let lab = owned_lab;
+    let mut lab = owned_lab;
     let t = lab.topology().clone();
     let leaf = t.leafs[0].clone();
     configure(
@@ -237,7 +237,7 @@ async fn a_leaf_forced_through_one_spine_is_diagnosed_on_that_leaf(
     })
     .await;
     let paths = scenario::find("cross_rack_path_crosses_one_spine").unwrap();
-    let outcome = scenario::run(&lab, paths).await;
+    let outcome = scenario::run(&mut lab, paths).await;
     let failure = outcome.failure.expect("fails");
     // The traces show no ECMP from that leaf; the first broken link is its routes.
     assert!(
@@ -265,7 +265,7 @@ async fn a_leaf_forced_through_one_spine_is_diagnosed_on_that_leaf(
 async fn a_mesh_the_calico_objects_do_not_ask_for_is_mesh_differs(
     #[future(awt)] owned_lab: OwnedLab,
 ) {
-    let lab = owned_lab;
+    let mut lab = owned_lab;
     let t = lab.topology().clone();
     let node = t.racks[0].nodes[0].name.clone();
     // BIRD on one node runs the full mesh behind the cluster's back.
@@ -298,7 +298,7 @@ async fn a_mesh_the_calico_objects_do_not_ask_for_is_mesh_differs(
     let out = lab.birdc(&node, &["configure"]).await.unwrap();
     assert!(out.stdout.contains("Reconfigur"), "{out:?}");
     let mesh_scenario = scenario::find("no_node_to_node_mesh").unwrap();
-    let outcome = scenario::run(&lab, mesh_scenario).await;
+    let outcome = scenario::run(&mut lab, mesh_scenario).await;
     match outcome.failure.expect("fails").diagnosis {
         Diagnosis::MeshDiffers {
             node: n,
@@ -320,7 +320,7 @@ async fn a_mesh_the_calico_objects_do_not_ask_for_is_mesh_differs(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_spine_failure_without_a_second_path_fails(#[future(awt)] owned_lab: OwnedLab) {
     use calico_lab::fault::Fault;
-    let lab = owned_lab;
+    let mut lab = owned_lab;
     let t = lab.topology().clone();
     let cut = lab
         .fault(Fault::LinkDown {
@@ -328,10 +328,11 @@ async fn a_spine_failure_without_a_second_path_fails(#[future(awt)] owned_lab: O
             b: t.spines[1].name.clone(),
         })
         .await
-        .unwrap();
+        .unwrap()
+        .leave_in_force();
     let spine = scenario::find("spine_failure_keeps_cross_rack_traffic").unwrap();
-    let outcome = scenario::run(&lab, spine).await;
-    cut.restore().await.unwrap();
+    let outcome = scenario::run(&mut lab, spine).await;
+    lab.restore(&cut).await.unwrap();
     let failure = outcome
         .failure
         .expect("the spine scenario fails without a second path");
@@ -360,7 +361,7 @@ async fn a_spine_failure_without_a_second_path_fails(#[future(awt)] owned_lab: O
 async fn a_leaf_without_graceful_restart_fails_the_restart_scenario(
     #[future(awt)] owned_lab: OwnedLab,
 ) {
-    let lab = owned_lab;
+    let mut lab = owned_lab;
     let t = lab.topology().clone();
     for (_, leaf) in t
         .routers()
@@ -391,7 +392,7 @@ async fn a_leaf_without_graceful_restart_fails_the_restart_scenario(
         .await
         .unwrap();
     let restart = scenario::find("calico_node_restart_keeps_routes").unwrap();
-    let outcome = scenario::run(&lab, restart).await;
+    let outcome = scenario::run(&mut lab, restart).await;
     let failure = outcome
         .failure
         .expect("the restart scenario fails without graceful restart");
@@ -402,4 +403,83 @@ async fn a_leaf_without_graceful_restart_fails_the_restart_scenario(
             failure.detail
         ),
     }
+}
+
+/// Two neighbours in a rack that cannot peer: the full mesh never comes up, so the
+/// switch scenario fails (it never passes on a mesh it did not see), and the lab is
+/// put back as designed.
+#[rstest]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mesh_that_cannot_come_up_fails_the_switch_and_the_lab_returns_to_its_design(
+    #[future(awt)] owned_lab: OwnedLab,
+) {
+    use calico_lab::fault::Fault;
+    let mut lab = owned_lab;
+    let t = lab.topology().clone();
+    let rack = t
+        .racks
+        .iter()
+        .find(|r| r.nodes.len() >= 2)
+        .expect("a rack of two nodes");
+    // Harmless by design (nodes peer only with their leaf), fatal to a mesh.
+    let blocked = lab
+        .fault(Fault::SessionBlocked {
+            device: rack.nodes[0].name.clone(),
+            peer: rack.nodes[1].address,
+        })
+        .await
+        .unwrap()
+        .leave_in_force();
+    let switch = scenario::find("mesh_to_route_reflector_switch_keeps_traffic").unwrap();
+    let outcome = scenario::run(&mut lab, switch).await;
+    let failure = outcome.failure.expect("the switch fails without a mesh");
+    match &failure.diagnosis {
+        Diagnosis::NotConverged { wait, .. } => {
+            assert!(wait.contains("calico-node"), "{wait}\n{}", failure.detail)
+        }
+        other => panic!("{other}\n{}", failure.detail),
+    }
+    lab.restore(&blocked).await.unwrap();
+    assert!(!lab.calico().bgp_peers.is_empty(), "the BGPPeers are back");
+    lab.converge(std::time::Duration::from_secs(60))
+        .await
+        .expect("the lab is as designed again");
+    let _ = std::fs::remove_dir_all(outcome.artifacts.unwrap());
+}
+
+/// The upgrade gate never passes on a lab broken before it starts: one node's
+/// session to its leaf is blocked, and the gate fails saying so.
+#[rstest]
+#[tokio::test(flavor = "multi_thread")]
+async fn the_upgrade_gate_fails_on_a_lab_broken_before_it(#[future(awt)] owned_lab: OwnedLab) {
+    use calico_lab::fault::Fault;
+    let mut lab = owned_lab;
+    let t = lab.topology().clone();
+    let rack = &t.racks[0];
+    lab.fault(Fault::SessionBlocked {
+        device: rack.leaf.clone(),
+        peer: rack.nodes[0].address,
+    })
+    .await
+    .unwrap()
+    .leave_in_force();
+    // The session goes when its hold timer runs out.
+    let started = std::time::Instant::now();
+    while lab.diagnose().await.is_empty() {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the blocked session never went"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let gate = scenario::find(scenario::UPGRADE).unwrap();
+    let outcome = scenario::run(&mut lab, gate).await;
+    let failure = outcome.failure.expect("the gate fails on a broken lab");
+    assert!(
+        failure.detail.contains("not healthy before the upgrade"),
+        "{}\n{}",
+        failure.diagnosis,
+        failure.detail
+    );
+    let _ = std::fs::remove_dir_all(outcome.artifacts.unwrap());
 }

@@ -14,7 +14,7 @@ use super::docker::{
     LABEL_ROLE, LABEL_RUN, LABEL_TOPOLOGY,
 };
 use super::ownership::{remove_run, remove_run_blocking, sweep, RunId};
-use super::{image, Backend, Flavor, Member, MemberRole, Pod, Running, Target};
+use super::{image, Backend, Edit, Flavor, Member, MemberRole, Pod, Running, Target};
 use crate::calico::bird::{upstream, CONFIG_DIR, CONTROL_SOCKET};
 use crate::calico::confd::{render, BirdFiles};
 use crate::calico::emulated::{self, pod_route_script, pod_script, CalicoState};
@@ -186,7 +186,12 @@ impl Emulated {
         for file in listing.stdout.lines() {
             let path = format!("{APPLIED_DIR}/{file}");
             let text = backend.exec(&fabric, &["cat", &path]).await?.stdout;
-            calico.apply(crate::calico::resources::parse(&text, &path)?)?;
+            let objects = crate::calico::resources::parse(&text, &path)?;
+            // Recorded as `<n>-apply-<file>` or `<n>-delete-<file>`.
+            match file.split_once('-').map(|(_, rest)| rest) {
+                Some(rest) if rest.starts_with("delete-") => calico.delete(&objects)?,
+                _ => calico.apply(objects)?,
+            }
             backend.applied += 1;
         }
         let list = format!("cd {VERSIONS_DIR} 2>/dev/null && grep . * || true");
@@ -542,6 +547,7 @@ impl Backend for Emulated {
 
     async fn apply(
         &mut self,
+        edit: Edit,
         source: &str,
         yaml: &str,
         _objects: &[Resource],
@@ -570,7 +576,7 @@ impl Backend for Emulated {
         }
         self.applied += 1;
         let base = source.rsplit('/').next().unwrap_or(source);
-        let path = format!("{APPLIED_DIR}/{:04}-{base}", self.applied);
+        let path = format!("{APPLIED_DIR}/{:04}-{}-{base}", self.applied, edit.as_str());
         let fabric = self.member(FABRIC_DEVICE)?.container.clone();
         docker::exec(&self.docker, &fabric, &["mkdir", "-p", APPLIED_DIR]).await?;
         docker::upload_file(&self.docker, &fabric, &path, yaml.as_bytes()).await?;

@@ -206,6 +206,22 @@ pub(crate) fn stop_spawned(pid_file: &str) -> String {
     )
 }
 
+/// What a change of Calico objects does to them: `calicoctl apply` or `delete`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edit {
+    Apply,
+    Delete,
+}
+
+impl Edit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Edit::Apply => "apply",
+            Edit::Delete => "delete",
+        }
+    }
+}
+
 /// The verbs every flavor answers. Implementations: [`emulated::Emulated`] and
 /// [`kind::Kind`] and [`replay::Replay`].
 #[async_trait]
@@ -223,10 +239,12 @@ pub trait Backend: Send + Sync {
     async fn spawn(&self, target: &Target, cmd: &[&str]) -> Result<Box<dyn Running>>;
     /// The pods as they are: on kind the scheduler and Calico IPAM decide.
     async fn pods(&self) -> Result<Vec<Pod>>;
-    /// Applies Calico objects (`objects`, read from `yaml` of `source`) so that the
-    /// cluster holds `next`; returns the nodes whose BGP configuration changed.
+    /// Applies or deletes Calico objects (`objects`, read from `yaml` of `source`) so
+    /// that the cluster holds `next`; returns the nodes whose BGP configuration
+    /// changed.
     async fn apply(
         &mut self,
+        edit: Edit,
         source: &str,
         yaml: &str,
         objects: &[Resource],

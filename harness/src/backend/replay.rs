@@ -7,7 +7,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 
-use super::{emulated, Backend, ExecOutput, Flavor, Member, Pod, Running, Target};
+use super::{emulated, Backend, Edit, ExecOutput, Flavor, Member, Pod, Running, Target};
 use crate::calico::resources::Resource;
 use crate::calico::Resources;
 use crate::error::{Error, Result};
@@ -249,6 +249,7 @@ impl Backend for Replay {
 
     async fn apply(
         &mut self,
+        _edit: Edit,
         _source: &str,
         _yaml: &str,
         _objects: &[Resource],
@@ -324,12 +325,13 @@ impl Backend for Recorder {
 
     async fn apply(
         &mut self,
+        edit: Edit,
         source: &str,
         yaml: &str,
         objects: &[Resource],
         next: &Resources,
     ) -> Result<Vec<String>> {
-        self.inner.apply(source, yaml, objects, next).await
+        self.inner.apply(edit, source, yaml, objects, next).await
     }
 
     async fn roll_calico_node(

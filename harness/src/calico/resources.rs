@@ -532,6 +532,44 @@ impl Resources {
         Ok(())
     }
 
+    /// Deletes objects by kind and name, as `calicoctl delete -f` does: all or
+    /// nothing. Only BGPConfigurations and BGPPeers go: a Node leaves with its
+    /// Kubernetes node, a pool or block with Calico's IPAM.
+    pub fn delete(&mut self, objects: &[Resource]) -> Result<(), CalicoError> {
+        for object in objects {
+            let present = match object {
+                Resource::BgpConfiguration(n, _) => self.bgp_configurations.contains_key(n),
+                Resource::BgpPeer(n, _) => self.bgp_peers.contains_key(n),
+                Resource::Node(..) | Resource::IpPool(..) | Resource::BlockAffinity(..) => {
+                    return Err(CalicoError::Invalid {
+                        kind: object.kind(),
+                        name: object.name().to_string(),
+                        message: "the harness deletes only BGPConfigurations and BGPPeers".into(),
+                    })
+                }
+            };
+            if !present {
+                return Err(CalicoError::Invalid {
+                    kind: object.kind(),
+                    name: object.name().to_string(),
+                    message: "resource does not exist".into(),
+                });
+            }
+        }
+        for object in objects {
+            match object {
+                Resource::BgpConfiguration(n, _) => {
+                    self.bgp_configurations.remove(n);
+                }
+                Resource::BgpPeer(n, _) => {
+                    self.bgp_peers.remove(n);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// BGPConfiguration `default`.
     pub fn global(&self) -> Option<&BgpConfigurationSpec> {
         self.bgp_configurations.get("default")
@@ -722,5 +760,32 @@ mod tests {
         assert_eq!(go_duration_seconds("120s"), Ok(120));
         assert_eq!(go_duration_seconds("1m30s"), Ok(90));
         assert!(go_duration_seconds("soon").is_err());
+    }
+
+    #[test]
+    fn delete_removes_named_peers_and_configurations_all_or_nothing() {
+        let peer = |name: &str| {
+            format!("apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: {name}}}\nspec: {{peerIP: 10.1.5.1, asNumber: 65005}}\n")
+        };
+        let mut r = Resources::default();
+        r.apply(parse(&(peer("a") + "---\n" + &peer("b")), "peers").unwrap())
+            .unwrap();
+        // One of two absent: nothing goes.
+        let err = r
+            .delete(&parse(&(peer("a") + "---\n" + &peer("zz")), "del").unwrap())
+            .unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        assert_eq!(r.bgp_peers.len(), 2);
+        r.delete(&parse(&peer("a"), "del").unwrap()).unwrap();
+        assert_eq!(r.bgp_peers.keys().collect::<Vec<_>>(), ["b"]);
+        // A Node leaves with its Kubernetes node, not by a delete.
+        let node = "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: n1}\nspec: {}\n";
+        r.apply(parse(node, "node").unwrap()).unwrap();
+        let err = r.delete(&parse(node, "del").unwrap()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("only BGPConfigurations and BGPPeers"),
+            "{err}"
+        );
     }
 }

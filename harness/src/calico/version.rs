@@ -34,6 +34,13 @@ impl CalicoVersion {
         patch: 2,
     };
 
+    /// The newest release the harness is checked against (the upgrade scenario's
+    /// default target).
+    pub const NEWEST: CalicoVersion = CalicoVersion {
+        minor: NEWEST_MINOR,
+        patch: 1,
+    };
+
     fn at_least(self, minor: u16) -> bool {
         self.minor >= minor
     }

@@ -27,8 +27,8 @@ pub async fn inject(args: Args) -> anyhow::Result<ExitCode> {
     let fault = args.fault()?;
     let lab = args.lab.attach().await?;
     let guard = lab.fault(fault.clone()).await?;
-    // In force until `calico-lab restore`: the guard must not undo it here.
-    std::mem::forget(guard);
+    // In force until `calico-lab restore`.
+    guard.leave_in_force();
     println!(
         "{fault}: in force on lab {}; undo with `calico-lab restore --name {} {fault}`",
         lab.name(),

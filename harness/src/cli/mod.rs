@@ -23,6 +23,7 @@ mod validate;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use calico_lab::backend::Edit;
 use calico_lab::{Error, Topology};
 use clap::{Args, Parser, Subcommand};
 
@@ -127,6 +128,9 @@ pub enum Command {
     /// Apply Calico resources to a running lab, as `calicoctl apply -f` would: every
     /// node whose BIRD configuration changes is reconfigured in place.
     Apply(apply::Args),
+    /// Delete BGPConfigurations and BGPPeers from a running lab, as `calicoctl
+    /// delete -f` would: every node whose BIRD configuration changes is reconfigured.
+    Delete(apply::Args),
     /// Write a running lab's state (every device's sessions, routes, configs, logs)
     /// to a folder, as a failing scenario's artifacts hold it.
     Collect(collect::Args),
@@ -215,7 +219,8 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Confd(args) => confd::run(args),
         Command::Run(args) => run::run(args).await,
         Command::Status(args) => status::run(args).await,
-        Command::Apply(args) => apply::run(args).await,
+        Command::Apply(args) => apply::run(args, Edit::Apply).await,
+        Command::Delete(args) => apply::run(args, Edit::Delete).await,
         Command::Collect(args) => collect::run(args).await,
         Command::Exec(args) => exec::run(args).await,
         Command::Generate(args) => generate::run(args).await,

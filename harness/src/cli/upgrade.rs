@@ -63,7 +63,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("then: the scenarios at {}, calico-node rolled to {} node by node under continuous traffic, the scenarios again", topology.calico.version, args.to);
         return Ok(ExitCode::SUCCESS);
     }
-    let scenarios = scenario::select(&args.scenarios)?;
+    // The gate runs the suite around the upgrade: not the upgrade scenario itself.
+    let mut scenarios = scenario::select(&args.scenarios)?;
+    scenarios.retain(|s| s.name != scenario::UPGRADE);
+    if scenarios.is_empty() {
+        anyhow::bail!(
+            "--scenario selects only {}: the gate needs scenarios to run around the upgrade",
+            scenario::UPGRADE
+        );
+    }
     check_writable(args.json.iter().chain(&args.junit).chain(&args.markdown))?;
     let display = Display::new();
     let upgrade = Upgrade {

@@ -16,7 +16,7 @@ use crate::backend::kind::Kind;
 use crate::backend::ownership::{check_lab_name, lab_labels};
 use crate::backend::replay::Recorder;
 use crate::backend::{
-    Backend, ExecOutput, Flavor, Member, NodeKind, Pod, RouterKind, Running, Target,
+    Backend, Edit, ExecOutput, Flavor, Member, NodeKind, Pod, RouterKind, Running, Target,
 };
 use crate::calico::bird::CONTROL_SOCKET;
 use crate::calico::resources::parse;
@@ -381,21 +381,43 @@ impl Lab {
     /// node whose BGP configuration changes is reconfigured in place. Returns those
     /// nodes. A set that does not parse or hold together changes nothing.
     pub async fn apply(&mut self, source: &str, yaml: &str) -> Result<Vec<String>> {
+        self.edit(Edit::Apply, source, yaml).await
+    }
+
+    /// Deletes the BGPConfigurations and BGPPeers a YAML file names, as `calicoctl
+    /// delete -f` does; returns the nodes reconfigured. An object the cluster does
+    /// not hold changes nothing and is an error.
+    pub async fn delete(&mut self, source: &str, yaml: &str) -> Result<Vec<String>> {
+        self.edit(Edit::Delete, source, yaml).await
+    }
+
+    async fn edit(&mut self, edit: Edit, source: &str, yaml: &str) -> Result<Vec<String>> {
         let objects = parse(yaml, source)?;
         let mut next = self.calico.clone();
-        next.apply(objects.clone())?;
-        let changed = self.backend.apply(source, yaml, &objects, &next).await?;
+        match edit {
+            Edit::Apply => next.apply(objects.clone())?,
+            Edit::Delete => next.delete(&objects)?,
+        }
+        let changed = self
+            .backend
+            .apply(edit, source, yaml, &objects, &next)
+            .await?;
         self.calico = next;
         Ok(changed)
     }
 
     /// [`apply`](Lab::apply) for a file.
     pub async fn apply_file(&mut self, path: &Path) -> Result<Vec<String>> {
+        self.edit_file(Edit::Apply, path).await
+    }
+
+    /// [`apply`](Lab::apply) or [`delete`](Lab::delete) a file.
+    pub async fn edit_file(&mut self, edit: Edit, path: &Path) -> Result<Vec<String>> {
         let yaml = crate::topology::read_input(path).map_err(|source| Error::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        self.apply(&path.display().to_string(), &yaml).await
+        self.edit(edit, &path.display().to_string(), &yaml).await
     }
 
     /// Injects a fault; the guard's [`FaultGuard::restore`] undoes it (a guard
@@ -498,6 +520,12 @@ pub struct FaultGuard<'a> {
 impl FaultGuard<'_> {
     pub fn fault(&self) -> &Fault {
         &self.fault
+    }
+
+    /// Leaves the fault in force: [`Lab::restore`] or the lab's teardown undoes it.
+    pub fn leave_in_force(mut self) -> Fault {
+        self.restored = true;
+        self.fault.clone()
     }
 
     /// Undoes the fault.

@@ -52,21 +52,34 @@ pub fn calico_resources(t: &Topology) -> String {
         ));
     }
 
-    for peer in &c.bgp_peers {
-        let mut spec = format!(
-            "  peerIP: {}\n  asNumber: {}\n",
-            peer.peer_ip, peer.as_number
-        );
-        if let Some(node) = &peer.node {
-            spec += &format!("  node: {}\n", yaml_scalar(node));
-        }
-        if let Some(selector) = &peer.node_selector {
-            spec += &format!("  nodeSelector: {}\n", yaml_scalar(selector));
-        }
-        docs.push(format!(
-            "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: {}\nspec:\n{spec}",
-            peer.name
-        ));
-    }
+    docs.extend(peer_documents(t));
     docs.join("---\n")
+}
+
+/// The topology's BGPPeers alone, as one YAML stream (empty without peers).
+pub fn bgp_peers(t: &Topology) -> String {
+    peer_documents(t).join("---\n")
+}
+
+fn peer_documents(t: &Topology) -> Vec<String> {
+    t.calico
+        .bgp_peers
+        .iter()
+        .map(|peer| {
+            let mut spec = format!(
+                "  peerIP: {}\n  asNumber: {}\n",
+                peer.peer_ip, peer.as_number
+            );
+            if let Some(node) = &peer.node {
+                spec += &format!("  node: {}\n", yaml_scalar(node));
+            }
+            if let Some(selector) = &peer.node_selector {
+                spec += &format!("  nodeSelector: {}\n", yaml_scalar(selector));
+            }
+            format!(
+                "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: {}\nspec:\n{spec}",
+                peer.name
+            )
+        })
+        .collect()
 }

@@ -19,6 +19,9 @@ use crate::wait::{self, Budget};
 /// The longest window without replies a pair may see when a spine or an uplink
 /// fails (the routers drop a session at once when its link loses carrier).
 pub const FABRIC_LOSS_BUDGET: Duration = Duration::from_secs(3);
+/// ... and for pairs that answered in the full mesh while the route reflectors take
+/// over (the node sessions come up with BGP's first exchange).
+pub const SWITCH_LOSS_BUDGET: Duration = Duration::from_secs(3);
 /// ... and while calico-node restarts (graceful restart keeps its routes).
 pub const RESTART_LOSS_BUDGET: Duration = Duration::from_secs(1);
 /// How long the fabric may take to settle after a fault or its repair.
@@ -26,7 +29,7 @@ const SETTLE: Duration = Duration::from_secs(30);
 /// Traffic runs this long before the fault and while it is in force.
 const STEADY: Duration = Duration::from_secs(1);
 
-fn failed(e: crate::Error) -> Failure {
+pub(super) fn failed(e: crate::Error) -> Failure {
     match e {
         crate::Error::Observation(o) => Failure::new(Diagnosis::ObservationFailed(o), ""),
         crate::Error::Timeout {
@@ -75,7 +78,7 @@ async fn routes_settle(lab: &Lab, t: &Topology, what: &str) -> crate::Result<Dur
 }
 
 /// Each pair's window, and the first pair over `budget` as a failure.
-fn judge_loss(
+pub(super) fn judge_loss(
     losses: &[PairLoss],
     budget: Duration,
     during: &str,
@@ -105,7 +108,10 @@ fn judge_loss(
 
 /// The lab must be exactly as designed before a fault: a fault on a lab already
 /// broken proves nothing.
-async fn healthy_before(lab: &Lab, fault: &Fault) -> Result<(), Failure> {
+pub(super) async fn healthy_before(
+    lab: &Lab,
+    fault: &(dyn std::fmt::Display + Sync),
+) -> Result<(), Failure> {
     let broken = lab.diagnose().await;
     match broken.first() {
         None => Ok(()),
@@ -457,6 +463,124 @@ pub async fn leaf_failure(lab: &Lab) -> Checked {
         "after the repair: converged in {:.1} s, every cut pair answers again",
         back.as_secs_f64()
     );
+    Ok(Pass::Report(report))
+}
+
+/// The seed's own sequence, live: the lab is taken back to the full mesh (mesh on,
+/// no BGPPeers), then mesh off, Node AS numbers and BGPPeers are applied in one
+/// go under continuous traffic. Pairs that answered in the mesh keep answering
+/// (within budget); afterwards the lab is exactly as designed and every
+/// cross-rack pair answers.
+pub async fn mesh_to_route_reflector_switch(lab: &mut Lab) -> Checked {
+    let t = lab.topology().clone();
+    if t.calico.node_to_node_mesh_enabled || t.calico.bgp_peers.is_empty() {
+        return Ok(Pass::Skipped(
+            "the topology runs the full mesh: there are no route reflectors to switch to".into(),
+        ));
+    }
+    healthy_before(lab, &"the switch to the full mesh").await?;
+    let designed = crate::render::calico_resources(&t);
+    let result = mesh_then_switch(lab, &t, &designed).await;
+    if result.is_err() {
+        // Whatever broke, the lab goes back to its design for what runs next.
+        let _ = lab.apply("calico-resources.yaml", &designed).await;
+    }
+    result
+}
+
+async fn mesh_then_switch(lab: &mut Lab, t: &Topology, designed: &str) -> Checked {
+    let mut mesh = t.clone();
+    mesh.calico.node_to_node_mesh_enabled = true;
+    mesh.calico.bgp_peers.clear();
+    let mut report = String::new();
+    lab.apply("full-mesh.yaml", &crate::render::calico_resources(&mesh))
+        .await
+        .map_err(failed)?;
+    lab.delete("bgppeers.yaml", &crate::render::bgp_peers(t))
+        .await
+        .map_err(failed)?;
+    let meshed = lab.wait_for_calico(SETTLE).await.map_err(failed)?;
+    // Neighbours in one rack reach each other in the mesh; whether cross-rack pairs
+    // do depends on the fabric (a leaf that learns no pod block drops them).
+    let same_rack = lab.pod_pairs(PathClass::SameRack);
+    let mesh_state = "in the full mesh";
+    ping_all(
+        lab,
+        &same_rack,
+        PathClass::SameRack,
+        Replies::All,
+        mesh_state,
+    )
+    .await?;
+    let cross = lab.pod_pairs(PathClass::CrossRack);
+    let pings =
+        futures_util::future::join_all(cross.iter().map(|(a, b)| observe::ping(lab, a, b))).await;
+    let mut kept = same_rack.clone();
+    let mut joining = Vec::new();
+    for (pair, ping) in cross.iter().zip(pings) {
+        let (r, _) = ping.map_err(|e| Failure::new(Diagnosis::ObservationFailed(e), ""))?;
+        if r.all_received() {
+            kept.push(pair.clone());
+        } else {
+            joining.push(pair.clone());
+        }
+    }
+    let _ = writeln!(
+        report,
+        "full mesh: every node's Mesh_ sessions Established in {:.1} s; {} same-rack and {} of {} cross-rack pair(s) answered",
+        meshed.as_secs_f64(),
+        same_rack.len(),
+        cross.len() - joining.len(),
+        cross.len()
+    );
+    let all: Vec<(Pod, Pod)> = kept.iter().chain(&joining).cloned().collect();
+    let running = Traffic::start(lab, &all, traffic::INTERVAL)
+        .await
+        .map_err(failed)?;
+    tokio::time::sleep(STEADY).await;
+    let switched = Instant::now();
+    let applied = lab.apply("calico-resources.yaml", designed).await;
+    let converged = match &applied {
+        Ok(_) => lab.converge(SETTLE).await,
+        Err(_) => Ok(Duration::ZERO),
+    };
+    if converged.is_ok() {
+        tokio::time::sleep(STEADY).await;
+    }
+    let losses = running.stop().await.map_err(failed)?;
+    applied.map_err(failed)?;
+    converged.map_err(failed)?;
+    let _ = writeln!(
+        report,
+        "switch (mesh off, Node AS numbers, BGPPeers in one apply): every session and route as designed {:.1} s after it",
+        switched.elapsed().as_secs_f64() - STEADY.as_secs_f64()
+    );
+    let (kept_losses, joined_losses): (Vec<PairLoss>, Vec<PairLoss>) = losses
+        .into_iter()
+        .partition(|l| kept.iter().any(|(a, b)| a.name == l.from && b.name == l.to));
+    for l in &joined_losses {
+        let _ = writeln!(
+            report,
+            "{} -> {} (no answer in the mesh): {}/{} answered during the switch",
+            l.from, l.to, l.received, l.sent
+        );
+    }
+    if let Some(failure) = judge_loss(
+        &kept_losses,
+        SWITCH_LOSS_BUDGET,
+        "the switch from the full mesh to route reflectors",
+        &mut report,
+    ) {
+        return Err(failure);
+    }
+    ping_all(
+        lab,
+        &joining,
+        PathClass::CrossRack,
+        Replies::All,
+        "after the switch",
+    )
+    .await?;
     Ok(Pass::Report(report))
 }
 

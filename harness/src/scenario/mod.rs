@@ -4,6 +4,9 @@
 
 mod checks;
 mod faults;
+mod upgrade;
+
+pub use upgrade::{version_from_env, FROM_VARIABLE, TO_VARIABLE};
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -43,8 +46,9 @@ impl Failure {
 /// A check's result.
 pub type Checked = std::result::Result<Pass, Failure>;
 
-/// A check function: reads the lab, judges it.
-pub type Check = for<'a> fn(&'a Lab) -> BoxFuture<'a, Checked>;
+/// A check function: reads the lab (a disruptive one may change it, and leaves it
+/// as designed), judges it.
+pub type Check = for<'a> fn(&'a mut Lab) -> BoxFuture<'a, Checked>;
 
 /// A scenario: its name (also its test's name), the claim it proves, its check.
 #[derive(Clone, Copy)]
@@ -147,12 +151,27 @@ pub const SCENARIOS: &[Scenario] = &[
         check: |lab| Box::pin(faults::calico_node_restart(lab)),
     },
     Scenario {
+        name: "mesh_to_route_reflector_switch_keeps_traffic",
+        proves: "the seed's own sequence live: from the full mesh (no BGPPeers), mesh off plus Node AS numbers and BGPPeers applied under continuous traffic; pairs that answered in the mesh keep answering (within 3 s), then every session and route is as designed and every cross-rack pair answers",
+        disrupts: true,
+        check: |lab| Box::pin(faults::mesh_to_route_reflector_switch(lab)),
+    },
+    Scenario {
         name: "leaf_failure_isolates_only_its_rack",
         proves: "a leaf stops: its racks' cross-rack pairs get no reply, pods on one node there still reach each other, other racks' pairs are unaffected, and everything answers again after it returns",
         disrupts: true,
         check: |lab| Box::pin(faults::leaf_failure(lab)),
     },
+    Scenario {
+        name: UPGRADE,
+        proves: "the Calico upgrade gate: the suite passes at the lab's version, calico-node rolls node by node to CALICO_LAB_UPGRADE_TO (default: the newest supported release) under continuous traffic (longest window within 5 s), the suite passes again, the route differences are reported; then it rolls back",
+        disrupts: true,
+        check: upgrade::calico_upgrade,
+    },
 ];
+
+/// The upgrade scenario's name (`calico-lab upgrade` runs the others around it).
+pub const UPGRADE: &str = "calico_upgrade_keeps_traffic";
 
 /// The scenario named `name`.
 pub fn find(name: &str) -> Option<&'static Scenario> {
@@ -211,7 +230,7 @@ impl Outcome {
 
 /// Runs one scenario; on failure, explains a data-path symptom by the first broken
 /// link of the control plane (or by members that are gone), and writes artifacts.
-pub async fn run(lab: &Lab, scenario: &Scenario) -> Outcome {
+pub async fn run(lab: &mut Lab, scenario: &Scenario) -> Outcome {
     let started = Instant::now();
     let result = (scenario.check)(lab).await;
     let duration = started.elapsed();

@@ -35,7 +35,7 @@ use super::docker::{
 };
 use super::ownership::{remove_run, remove_run_blocking, sweep, RunId};
 use super::{
-    image, Backend, Flavor, Member, MemberRole, NodeKind, Pod, RouterKind, Running, Target,
+    image, Backend, Edit, Flavor, Member, MemberRole, NodeKind, Pod, RouterKind, Running, Target,
 };
 use crate::calico::confd::render;
 use crate::calico::emulated::CalicoState;
@@ -876,13 +876,22 @@ impl Backend for Kind {
 
     async fn apply(
         &mut self,
+        edit: Edit,
         source: &str,
         yaml: &str,
         _objects: &[Resource],
         next: &Resources,
     ) -> Result<Vec<String>> {
         let objects = objects::cluster_objects(yaml, source)?;
-        self.cluster()?.apply(&objects).await?;
+        let cluster = self.cluster()?;
+        match edit {
+            Edit::Apply => cluster.apply(&objects).await?,
+            Edit::Delete => {
+                for object in &objects {
+                    cluster.delete(object).await?;
+                }
+            }
+        }
         // calico-node's confd re-renders by itself; the nodes whose configuration
         // changes are those whose render differs.
         let mut changed = Vec::new();
