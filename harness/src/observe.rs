@@ -49,16 +49,22 @@ pub struct Snapshot {
 
 /// Runs `cmd` on `target`; an exec that fails or exits non-zero is an error.
 async fn run(lab: &Lab, target: &Target, cmd: &[&str]) -> Observed<ExecOutput> {
+    checked(target, cmd, lab.exec(target, cmd).await)
+}
+
+/// An exec's result as an observation: failing or exiting non-zero is an error.
+fn checked(
+    target: &Target,
+    cmd: &[&str],
+    out: crate::error::Result<ExecOutput>,
+) -> Observed<ExecOutput> {
     let error = |problem: String| ObservationError {
         device: target.name().to_string(),
         target: target.to_string(),
         command: cmd.join(" "),
         problem,
     };
-    let out = lab
-        .exec(target, cmd)
-        .await
-        .map_err(|e| error(e.to_string()))?;
+    let out = out.map_err(|e| error(e.to_string()))?;
     if out.success() {
         Ok(out)
     } else {
@@ -80,14 +86,40 @@ fn unreadable(target: &Target, cmd: &[&str], e: impl std::fmt::Display) -> Obser
     }
 }
 
-/// The BGP sessions a node's BIRD or a router's FRR reports.
-pub async fn sessions(lab: &Lab, device: &str) -> Observed<Sessions> {
+/// What is asked of a device, and how its answer is read.
+struct Question {
+    target: Target,
+    cmd: Vec<&'static str>,
+}
+
+impl Question {
+    fn argv(&self) -> Vec<String> {
+        self.cmd.iter().map(|s| s.to_string()).collect()
+    }
+}
+
+/// How a device's sessions are asked for: BIRD's protocols on a node, FRR's
+/// summary on a router.
+fn sessions_question(lab: &Lab, device: &str) -> Question {
     if lab.topology().nodes().any(|(_, n)| n.name == device) {
-        let target = Target::CalicoNode(device.to_string());
-        let cmd = birdc(&["show", "protocols"]);
-        let out = run(lab, &target, &cmd).await?;
+        Question {
+            target: Target::CalicoNode(device.to_string()),
+            cmd: birdc(&["show", "protocols"]),
+        }
+    } else {
+        Question {
+            target: Target::Router(device.to_string()),
+            cmd: vec!["vtysh", "-c", "show bgp summary json"],
+        }
+    }
+}
+
+fn read_sessions(q: &Question, out: crate::error::Result<ExecOutput>) -> Observed<Sessions> {
+    let out = checked(&q.target, &q.cmd, out)?;
+    let unreadable = |e: String| unreadable(&q.target, &q.cmd, e);
+    if matches!(q.target, Target::CalicoNode(_)) {
         let table =
-            probe::parse_show_protocols(&out.stdout).map_err(|e| unreadable(&target, &cmd, e))?;
+            probe::parse_show_protocols(&out.stdout).map_err(|e| unreadable(e.to_string()))?;
         Ok(table
             .rows
             .into_iter()
@@ -98,11 +130,8 @@ pub async fn sessions(lab: &Lab, device: &str) -> Observed<Sessions> {
             })
             .collect())
     } else {
-        let target = Target::Router(device.to_string());
-        let cmd = ["vtysh", "-c", "show bgp summary json"];
-        let out = run(lab, &target, &cmd).await?;
         let summary =
-            probe::parse_bgp_summary(&out.stdout).map_err(|e| unreadable(&target, &cmd, e))?;
+            probe::parse_bgp_summary(&out.stdout).map_err(|e| unreadable(e.to_string()))?;
         Ok(summary
             .peers
             .into_values()
@@ -111,16 +140,23 @@ pub async fn sessions(lab: &Lab, device: &str) -> Observed<Sessions> {
     }
 }
 
-/// The device's IPv4 kernel routes (`ip -j -4 route`).
-pub async fn routes(lab: &Lab, device: &str) -> Observed<Routes> {
+/// How a device's IPv4 kernel routes are asked for (`ip -j -4 route`).
+fn routes_question(lab: &Lab, device: &str) -> Question {
     let target = if lab.topology().router(device).is_some() {
         Target::Router(device.to_string())
     } else {
         Target::Node(device.to_string())
     };
-    let cmd = ["ip", "-j", "-4", "route"];
-    let out = run(lab, &target, &cmd).await?;
-    let routes = probe::parse_ip_routes(&out.stdout).map_err(|e| unreadable(&target, &cmd, e))?;
+    Question {
+        target,
+        cmd: vec!["ip", "-j", "-4", "route"],
+    }
+}
+
+fn read_routes(q: &Question, out: crate::error::Result<ExecOutput>) -> Observed<Routes> {
+    let out = checked(&q.target, &q.cmd, out)?;
+    let routes =
+        probe::parse_ip_routes(&out.stdout).map_err(|e| unreadable(&q.target, &q.cmd, e))?;
     Ok(routes
         .into_iter()
         .map(|r| {
@@ -131,6 +167,18 @@ pub async fn routes(lab: &Lab, device: &str) -> Observed<Routes> {
             (r.dst, route)
         })
         .collect())
+}
+
+/// The BGP sessions a node's BIRD or a router's FRR reports.
+pub async fn sessions(lab: &Lab, device: &str) -> Observed<Sessions> {
+    let q = sessions_question(lab, device);
+    read_sessions(&q, lab.exec(&q.target, &q.cmd).await)
+}
+
+/// The device's IPv4 kernel routes (`ip -j -4 route`).
+pub async fn routes(lab: &Lab, device: &str) -> Observed<Routes> {
+    let q = routes_question(lab, device);
+    read_routes(&q, lab.exec(&q.target, &q.cmd).await)
 }
 
 /// A router's BGP table (`show bgp ipv4 unicast json`).
@@ -152,16 +200,34 @@ pub async fn snapshot(lab: &Lab) -> Snapshot {
     snapshot_of(lab, devices).await
 }
 
-/// These devices' sessions and routes, read concurrently.
+/// These devices' sessions and routes, read at once (one batch where the flavor
+/// can).
 pub async fn snapshot_of(lab: &Lab, devices: Vec<String>) -> Snapshot {
-    let reads = devices.iter().map(|d| async move {
-        let (s, r) = futures_util::join!(sessions(lab, d), routes(lab, d));
-        (d.clone(), s, r)
-    });
+    let questions: Vec<(Question, Question)> = devices
+        .iter()
+        .map(|d| (sessions_question(lab, d), routes_question(lab, d)))
+        .collect();
+    let commands: Vec<(Target, Vec<String>)> = questions
+        .iter()
+        .flat_map(|(s, r)| [(s.target.clone(), s.argv()), (r.target.clone(), r.argv())])
+        .collect();
+    let mut answers = lab.exec_all(&commands).await.into_iter();
     let mut snapshot = Snapshot::default();
-    for (device, s, r) in futures_util::future::join_all(reads).await {
-        snapshot.sessions.insert(device.clone(), s);
-        snapshot.routes.insert(device, r);
+    for (device, (s, r)) in devices.into_iter().zip(&questions) {
+        let lost = || {
+            Err(crate::Error::Lab {
+                lab: lab.name().to_string(),
+                message: "no answer from the batch".into(),
+            })
+        };
+        let (a, b) = (
+            answers.next().unwrap_or_else(lost),
+            answers.next().unwrap_or_else(lost),
+        );
+        snapshot
+            .sessions
+            .insert(device.clone(), read_sessions(s, a));
+        snapshot.routes.insert(device, read_routes(r, b));
     }
     snapshot
 }

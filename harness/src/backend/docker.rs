@@ -148,8 +148,8 @@ pub async fn create(docker: &Docker, spec: &ContainerSpec) -> Result<String> {
             } => Error::ContainerExists(spec.name.clone()),
             e => Error::docker(format!("create container {}", spec.name))(e),
         })?;
-    for (path, contents) in &spec.files {
-        upload_file(docker, &created.id, path, contents).await?;
+    if !spec.files.is_empty() {
+        upload_files(docker, &created.id, &spec.files).await?;
     }
     Ok(created.id)
 }
@@ -270,26 +270,47 @@ pub async fn upload_file(
     path: &str,
     contents: &[u8],
 ) -> Result<()> {
-    let (dir, file) = path.rsplit_once('/').unwrap_or(("/", path));
-    let mut header = tar::Header::new_gnu();
-    header.set_size(contents.len() as u64);
-    header.set_mode(0o644);
-    header.set_mtime(0);
-    header.set_cksum();
-    let mut archive = tar::Builder::new(Vec::new());
-    archive
-        .append_data(&mut header, file, contents)
-        .map_err(Error::io(format!("pack {path}")))?;
-    let archive = archive
-        .into_inner()
-        .map_err(Error::io(format!("pack {path}")))?;
-    let options = UploadToContainerOptionsBuilder::default()
-        .path(if dir.is_empty() { "/" } else { dir })
-        .build();
+    upload_files(docker, container, &[(path.to_string(), contents.to_vec())]).await
+}
+
+/// Writes files (absolute paths) into a container in one archive.
+pub async fn upload_files(
+    docker: &Docker,
+    container: &str,
+    files: &[(String, Vec<u8>)],
+) -> Result<()> {
+    let what = || {
+        files
+            .iter()
+            .map(|(p, _)| p.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let archive = pack(files).map_err(Error::io(format!("pack {}", what())))?;
+    let options = UploadToContainerOptionsBuilder::default().path("/").build();
     docker
         .upload_to_container(container, Some(options), bollard::body_full(archive.into()))
         .await
-        .map_err(Error::docker(format!("write {path} into {container}")))
+        .map_err(Error::docker(format!("write {} into {container}", what())))
+}
+
+/// A tar archive of `files` relative to `/` (the engine creates missing folders;
+/// folder entries would replace a symlinked folder such as /var/run).
+fn pack(files: &[(String, Vec<u8>)]) -> std::io::Result<Vec<u8>> {
+    let mut archive = tar::Builder::new(Vec::new());
+    for (path, contents) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(contents.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_cksum();
+        archive.append_data(
+            &mut header,
+            path.trim_start_matches('/'),
+            contents.as_slice(),
+        )?;
+    }
+    archive.into_inner()
 }
 
 /// Every container carrying all of `labels` (`key` or `key=value`), running or not.

@@ -8,13 +8,17 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bollard::Docker;
+use futures_util::future::BoxFuture;
 
 use super::docker::{
     self, ContainerSpec, ExecOutput, LABEL_CALICO, LABEL_DEVICE, LABEL_FLAVOR, LABEL_LAB,
     LABEL_ROLE, LABEL_RUN, LABEL_TOPOLOGY,
 };
 use super::ownership::{remove_run, remove_run_blocking, sweep, RunId};
-use super::{image, Backend, Edit, Flavor, Member, MemberRole, Pod, Running, Target};
+use super::{
+    all_bounded, batch, exec_each, image, Backend, Edit, Flavor, Member, MemberRole, Pod, Running,
+    Target,
+};
 use crate::calico::bird::{upstream, CONFIG_DIR, CONTROL_SOCKET};
 use crate::calico::confd::{render, BirdFiles};
 use crate::calico::emulated::{self, pod_route_script, pod_script, CalicoState};
@@ -28,6 +32,8 @@ use crate::wiring::{WiringPlan, FABRIC_DEVICE};
 
 /// Where the fabric container keeps the files applied to a running lab, so that a
 /// later handle (`attach`) holds the same Calico objects.
+/// Where FRR reads its configuration.
+const FRR_CONF: &str = "/etc/frr/frr.conf";
 const APPLIED_DIR: &str = "/etc/calico-lab/applied";
 
 /// Where it keeps the calico-node version of each node rolled to another one.
@@ -60,6 +66,10 @@ pub struct Emulated {
     /// Every member started; until then a create request may still be in flight.
     ready: bool,
     released: bool,
+    /// The helper that runs a batch of commands in one exec (see [`batch`]).
+    observer: Option<String>,
+    /// Each member container's main process, as the observer enters it.
+    pids: std::sync::Mutex<BTreeMap<String, u32>>,
     pub timings: UpTimings,
 }
 
@@ -122,6 +132,8 @@ impl Emulated {
             versions: BTreeMap::new(),
             ready: false,
             released: false,
+            observer: None,
+            pids: Default::default(),
             timings: UpTimings {
                 image: image_time,
                 ..Default::default()
@@ -177,8 +189,16 @@ impl Emulated {
             versions: BTreeMap::new(),
             ready: true,
             released: true,
+            observer: None,
+            pids: Default::default(),
             timings: UpTimings::default(),
         };
+        if docker::pid(&backend.docker, &observer_name(lab))
+            .await
+            .is_ok()
+        {
+            backend.observer = Some(observer_name(lab));
+        }
         // Replay what was applied to the running lab, in order.
         let fabric = Target::Node(FABRIC_DEVICE.into());
         let list = format!("ls {APPLIED_DIR} 2>/dev/null || true");
@@ -213,6 +233,18 @@ impl Emulated {
 
     async fn start(&mut self, image: &str, calico: &Resources, progress: &Progress) -> Result<()> {
         let phase = Instant::now();
+        // Rendered first: a node that cannot be rendered starts nothing.
+        let files = self
+            .members
+            .iter()
+            .filter(|m| m.role == MemberRole::Node)
+            .map(|m| {
+                Ok((
+                    m.device.clone(),
+                    render_node(calico, &m.device, self.version_of(&m.device))?,
+                ))
+            })
+            .collect::<Result<BTreeMap<_, _>>>()?;
         let mut specs: Vec<ContainerSpec> =
             self.members.iter().map(|m| self.spec(image, m)).collect();
         // The fabric container first, alone: its name is the lab's claim. Of two runs
@@ -237,105 +269,104 @@ impl Emulated {
             Err(e) => return Err(e),
         }
         let engine = &self.docker;
-        let started = futures_util::future::join_all(specs.iter().map(|s| async move {
-            docker::run(engine, s).await?;
-            progress.member("container running", &s.name);
-            Ok::<_, Error>(())
-        }))
-        .await;
-        started.into_iter().collect::<Result<Vec<_>>>()?;
+        all_bounded(
+            specs
+                .iter()
+                .map(|s| -> BoxFuture<'_, Result<()>> {
+                    Box::pin(async move {
+                        docker::run(engine, s).await?;
+                        progress.member("container running", &s.name);
+                        Ok(())
+                    })
+                })
+                .collect(),
+        )
+        .await?;
         self.timings.containers = phase.elapsed();
 
         let phase = Instant::now();
         self.wire(image).await?;
         progress.member("wired", &self.lab);
+        let observer = ContainerSpec {
+            name: observer_name(&self.lab),
+            hostname: "observer".into(),
+            image: image.to_string(),
+            cmd: vec!["sleep".into(), "infinity".into()],
+            labels: self.labels("observer", "helper"),
+            host_pid: true,
+            ..ContainerSpec::default()
+        };
+        docker::run(&self.docker, &observer).await?;
+        self.observer = Some(observer.name);
         self.timings.wiring = phase.elapsed();
 
         let phase = Instant::now();
         let this = &*self;
         let routers = self.members.iter().filter(|m| m.role == MemberRole::Router);
-        futures_util::future::join_all(routers.map(|m| async move {
-            this.start_router(m).await?;
-            progress.member("FRR started", &m.device);
-            Ok::<_, Error>(())
-        }))
-        .await
-        .into_iter()
-        .collect::<Result<Vec<_>>>()?;
+        all_bounded(
+            routers
+                .map(|m| -> BoxFuture<'_, Result<()>> {
+                    Box::pin(async move {
+                        let conf = frr_conf(&this.topology, &m.device);
+                        let script = format!(
+                            "set -e\n{}/usr/lib/frr/frrinit.sh start\n",
+                            file_script(FRR_CONF, &conf)?
+                        );
+                        this.checked(m, "starting FRR", &["sh", "-c", &script])
+                            .await?;
+                        progress.member("FRR started", &m.device);
+                        Ok(())
+                    })
+                })
+                .collect(),
+        )
+        .await?;
         self.timings.routers = phase.elapsed();
 
         let phase = Instant::now();
-        let files = self
-            .members
-            .iter()
-            .filter(|m| m.role == MemberRole::Node)
-            .map(|m| {
-                Ok((
-                    m.device.clone(),
-                    render_node(calico, &m.device, self.version_of(&m.device))?,
-                ))
-            })
-            .collect::<Result<BTreeMap<_, _>>>()?;
         let this = &*self;
         let nodes = self.members.iter().filter(|m| m.role == MemberRole::Node);
-        futures_util::future::join_all(nodes.map(|m| {
-            let files = &files[&m.device];
-            async move {
-                this.start_node(m, files).await?;
-                progress.member("BIRD and pods started", &m.device);
-                Ok::<_, Error>(())
-            }
-        }))
-        .await
-        .into_iter()
-        .collect::<Result<Vec<_>>>()?;
-        self.bird_files = files;
+        let files = &files;
+        all_bounded(
+            nodes
+                .map(|m| -> BoxFuture<'_, Result<()>> {
+                    Box::pin(async move {
+                        this.start_node(m, &files[&m.device]).await?;
+                        progress.member("BIRD and pods started", &m.device);
+                        Ok(())
+                    })
+                })
+                .collect(),
+        )
+        .await?;
+        self.bird_files = files.clone();
         self.timings.nodes = phase.elapsed();
         self.ready = true;
         Ok(())
     }
 
     async fn write_bird_files(&self, m: &Member, files: &BirdFiles) -> Result<()> {
-        for (name, text) in files.files() {
-            let path = format!("{CONFIG_DIR}/{name}");
-            docker::upload_file(&self.docker, &m.container, &path, text.as_bytes()).await?;
-        }
-        Ok(())
+        let uploads: Vec<(String, Vec<u8>)> = bird_paths(files)
+            .into_iter()
+            .map(|(path, text)| (path, text.as_bytes().to_vec()))
+            .collect();
+        docker::upload_files(&self.docker, &m.container, &uploads).await
     }
 
-    /// Starts BIRD with calico-node's files and control socket, then wires the pods.
+    /// Writes the node's BIRD files, starts BIRD with calico-node's control socket
+    /// and wires the pods: one exec.
     async fn start_node(&self, m: &Member, files: &BirdFiles) -> Result<()> {
-        let dirs = format!("mkdir -p {CONFIG_DIR} {}", parent(CONTROL_SOCKET));
-        self.checked(
-            m,
-            "creating calico-node's directories",
-            &["sh", "-c", &dirs],
-        )
-        .await?;
-        self.write_bird_files(m, files).await?;
-        let start = format!("cd {CONFIG_DIR} && bird -c bird.cfg -s {CONTROL_SOCKET}");
-        self.checked(m, "starting BIRD", &["sh", "-c", &start])
-            .await?;
         let pods: Vec<&Pod> = self.pods.iter().filter(|p| p.node == m.device).collect();
+        let mut script = format!("set -e\nmkdir -p {}\n", parent(CONTROL_SOCKET));
+        for (path, text) in bird_paths(files) {
+            script += &file_script(&path, text)?;
+        }
+        script += &format!("cd {CONFIG_DIR}\nbird -c bird.cfg -s {CONTROL_SOCKET}\n");
         if !pods.is_empty() {
             let metric = self.version_of(&m.device).workload_route_metric();
-            self.checked(m, "wiring pods", &["sh", "-c", &pod_script(&pods, metric)])
-                .await?;
+            script += &pod_script(&pods, metric);
         }
-        Ok(())
-    }
-
-    /// Writes the router's rendered `frr.conf` and starts FRR on it.
-    async fn start_router(&self, m: &Member) -> Result<()> {
-        let conf = frr_conf(&self.topology, &m.device);
-        docker::upload_file(
-            &self.docker,
-            &m.container,
-            "/etc/frr/frr.conf",
-            conf.as_bytes(),
-        )
-        .await?;
-        self.checked(m, "starting FRR", &["/usr/lib/frr/frrinit.sh", "start"])
+        self.checked(m, "starting BIRD and wiring pods", &["sh", "-c", &script])
             .await
             .map(drop)
     }
@@ -454,6 +485,117 @@ impl Emulated {
         }
     }
 
+    /// Runs `commands` as one exec in the observer; a member whose process changed
+    /// since its pid was read gets it read again, once.
+    async fn batch(
+        &self,
+        observer: &str,
+        commands: &[(Target, Vec<String>)],
+    ) -> Result<Vec<Result<ExecOutput>>> {
+        let mut results: Vec<Option<Result<ExecOutput>>> = commands.iter().map(|_| None).collect();
+        let mut runnable = Vec::new();
+        for (i, (target, cmd)) in commands.iter().enumerate() {
+            let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+            match self.locate(target, &cmd) {
+                Ok((container, argv)) => runnable.push((i, container, argv)),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        let containers: std::collections::BTreeSet<&String> =
+            runnable.iter().map(|(_, c, _)| c).collect();
+        let mut refresh = false;
+        loop {
+            let pids = self.member_pids(&containers, refresh).await;
+            let mut batch = Vec::new();
+            let mut slots = Vec::new();
+            for (i, container, argv) in &runnable {
+                match pids.get(container) {
+                    Some(&pid) => {
+                        slots.push((*i, container));
+                        batch.push(batch::Command {
+                            pid,
+                            hostname: self.hostname_of(container),
+                            argv: argv.clone(),
+                        });
+                    }
+                    None => {
+                        results[*i] = Some(Err(Error::NotRunning {
+                            container: container.clone(),
+                            state: "not running",
+                        }))
+                    }
+                }
+            }
+            let nonce = batch::nonce();
+            let script = batch::script(&nonce, &batch);
+            let out = docker::exec(&self.docker, observer, &["sh", "-c", &script]).await?;
+            let outs = batch::split(&nonce, &out.stdout, batch.len());
+            let stale = outs
+                .iter()
+                .any(|o| o.as_ref().is_some_and(|o| o.exit_code == batch::STALE));
+            if stale && !refresh {
+                refresh = true;
+                continue;
+            }
+            for ((slot, container), output) in slots.into_iter().zip(outs) {
+                results[slot] = Some(match output {
+                    Some(o) if o.exit_code == batch::STALE => Err(Error::NotRunning {
+                        container: container.clone(),
+                        state: "not running (its process is gone)",
+                    }),
+                    Some(o) => Ok(o),
+                    None => Err(self.error(format!(
+                        "the observer's batch ended before {container}'s command answered (exit {}: {})",
+                        out.exit_code,
+                        out.stderr.trim()
+                    ))),
+                });
+            }
+            return Ok(results
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|| Err(self.error("unanswered".into()))))
+                .collect());
+        }
+    }
+
+    /// The main process of each container that runs, read from the engine where
+    /// not known yet (or all again with `refresh`).
+    async fn member_pids(
+        &self,
+        containers: &std::collections::BTreeSet<&String>,
+        refresh: bool,
+    ) -> BTreeMap<String, u32> {
+        let mut known = if refresh {
+            BTreeMap::new()
+        } else {
+            self.pids.lock().map(|p| p.clone()).unwrap_or_default()
+        };
+        let missing: Vec<&String> = containers
+            .iter()
+            .copied()
+            .filter(|c| !known.contains_key(*c))
+            .collect();
+        let read = futures_util::future::join_all(
+            missing
+                .iter()
+                .map(|c| async move { ((*c).clone(), docker::pid(&self.docker, c).await) }),
+        )
+        .await;
+        known.extend(read.into_iter().filter_map(|(c, pid)| Some((c, pid.ok()?))));
+        if let Ok(mut cache) = self.pids.lock() {
+            *cache = known.clone();
+        }
+        known
+    }
+
+    /// The hostname a member container runs with (its device's name).
+    fn hostname_of(&self, container: &str) -> String {
+        self.members
+            .iter()
+            .find(|m| m.container == container)
+            .map_or_else(|| container.to_string(), |m| m.device.clone())
+    }
+
     /// The lab's name.
     pub fn lab(&self) -> &str {
         &self.lab
@@ -466,6 +608,36 @@ impl Emulated {
             .copied()
             .unwrap_or_else(|| self.topology.calico_version())
     }
+}
+
+/// The lab's observer helper (see [`batch`]).
+fn observer_name(lab: &str) -> String {
+    format!("{lab}-observer")
+}
+
+/// A node's BIRD files at their paths.
+fn bird_paths(files: &BirdFiles) -> Vec<(String, &str)> {
+    files
+        .files()
+        .into_iter()
+        .map(|(name, text)| (format!("{CONFIG_DIR}/{name}"), text))
+        .collect()
+}
+
+/// Shell lines that write `text` to `path` (its folder created), byte for byte
+/// but for a final newline.
+fn file_script(path: &str, text: &str) -> Result<String> {
+    const END: &str = "CALICO_LAB_END_OF_FILE";
+    if text.lines().any(|l| l == END) {
+        return Err(Error::Unsupported(format!(
+            "{path}: a line reads {END}, which ends the file early"
+        )));
+    }
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    Ok(format!(
+        "mkdir -p {}\ncat > {path} <<'{END}'\n{text}\n{END}\n",
+        parent(path)
+    ))
 }
 
 /// The node's BIRD files as calico-node would write them, adapted for upstream BIRD.
@@ -519,6 +691,17 @@ impl Backend for Emulated {
         let (container, full) = self.locate(target, cmd)?;
         let full: Vec<&str> = full.iter().map(String::as_str).collect();
         docker::exec(&self.docker, &container, &full).await
+    }
+
+    async fn exec_all(&self, commands: &[(Target, Vec<String>)]) -> Vec<Result<ExecOutput>> {
+        match &self.observer {
+            Some(observer) => match self.batch(observer, commands).await {
+                Ok(outs) => outs,
+                // The helper itself is unusable: one exec each still answers.
+                Err(_) => exec_each(self, commands).await,
+            },
+            None => exec_each(self, commands).await,
+        }
     }
 
     async fn spawn(&self, target: &Target, cmd: &[&str]) -> Result<Box<dyn Running>> {

@@ -11,6 +11,7 @@
 //! | [`image`] | the emulated flavor's image, built locally |
 //! | [`ownership`] | run ids, the start-up sweep, `down` and `gc` of labelled containers |
 
+pub mod batch;
 pub mod docker;
 pub mod emulated;
 pub mod image;
@@ -206,6 +207,54 @@ pub(crate) fn stop_spawned(pid_file: &str) -> String {
     )
 }
 
+/// How many calls of one kind go to the engine at once: enough to keep it busy,
+/// few enough that a small machine does not thrash.
+pub(crate) fn parallelism() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (cores * 8).clamp(8, 64)
+}
+
+/// Runs every future, at most [`parallelism`] at once; the first error wins.
+/// (Boxed by the caller: a stream over unboxed closures' futures is not provably
+/// `Send` for every lifetime.)
+pub(crate) async fn all_bounded(
+    futures: Vec<futures_util::future::BoxFuture<'_, Result<()>>>,
+) -> Result<()> {
+    use futures_util::StreamExt;
+    let mut running = futures_util::stream::iter(futures).buffer_unordered(parallelism());
+    let mut first = None;
+    while let Some(result) = running.next().await {
+        if let Err(e) = result {
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// [`Backend::exec_all`] as one exec per command, at most [`parallelism`] at once.
+pub async fn exec_each<B: Backend + ?Sized + Sync>(
+    backend: &B,
+    commands: &[(Target, Vec<String>)],
+) -> Vec<Result<ExecOutput>> {
+    use futures_util::future::BoxFuture;
+    use futures_util::StreamExt;
+    // Boxed first: the stream's closure would otherwise not be general enough.
+    let calls: Vec<BoxFuture<'_, Result<ExecOutput>>> = commands
+        .iter()
+        .map(|(target, cmd)| {
+            let call: BoxFuture<'_, Result<ExecOutput>> = Box::pin(async move {
+                let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+                backend.exec(target, &cmd).await
+            });
+            call
+        })
+        .collect();
+    futures_util::stream::iter(calls)
+        .buffered(parallelism())
+        .collect()
+        .await
+}
+
 /// What a change of Calico objects does to them: `calicoctl apply` or `delete`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Edit {
@@ -235,6 +284,12 @@ pub trait Backend: Send + Sync {
     /// Runs a command on a target and waits for it. A command that ran and failed is
     /// an output with its exit code; an error means it could not be run.
     async fn exec(&self, target: &Target, cmd: &[&str]) -> Result<ExecOutput>;
+    /// Runs several commands, each on its target, all at once; the results in
+    /// order, each as [`exec`](Backend::exec) gives it. A flavor that can runs them
+    /// as one batch.
+    async fn exec_all(&self, commands: &[(Target, Vec<String>)]) -> Vec<Result<ExecOutput>> {
+        exec_each(self, commands).await
+    }
     /// Starts a long-running command on a target (continuous traffic).
     async fn spawn(&self, target: &Target, cmd: &[&str]) -> Result<Box<dyn Running>>;
     /// The pods as they are: on kind the scheduler and Calico IPAM decide.

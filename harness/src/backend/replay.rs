@@ -315,6 +315,19 @@ impl Backend for Recorder {
         out
     }
 
+    async fn exec_all(&self, commands: &[(Target, Vec<String>)]) -> Vec<Result<ExecOutput>> {
+        let outs = self.inner.exec_all(commands).await;
+        if let Ok(mut records) = self.records.lock() {
+            for ((target, cmd), out) in commands.iter().zip(&outs) {
+                let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+                let key = command_key(&cmd);
+                let text = crate::artifacts::record(&key, out);
+                records.insert((target.name().to_string(), key), text);
+            }
+        }
+        outs
+    }
+
     async fn spawn(&self, target: &Target, cmd: &[&str]) -> Result<Box<dyn Running>> {
         self.inner.spawn(target, cmd).await
     }

@@ -28,7 +28,7 @@ pub struct Args {
     scenarios: Vec<String>,
     /// The longest window without replies any traffic pair may see during the
     /// rollout, in milliseconds.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = calico_lab::upgrade::LOSS_BUDGET.as_millis() as u64)]
     loss_budget_ms: u64,
     /// Differences in the routes fail the gate too.
     #[arg(long)]

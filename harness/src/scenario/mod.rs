@@ -164,7 +164,7 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: UPGRADE,
-        proves: "the Calico upgrade gate: the suite passes at the lab's version, calico-node rolls node by node to CALICO_LAB_UPGRADE_TO (default: the newest supported release) under continuous traffic (longest window within 5 s), the suite passes again, the route differences are reported; then it rolls back",
+        proves: "the Calico upgrade gate: the suite passes at the lab's version, calico-node rolls node by node to CALICO_LAB_UPGRADE_TO (default: the newest supported release) under continuous traffic (longest window within 10 s: BIRD's connect delay and retry), the suite passes again, the route differences are reported; then it rolls back",
         disrupts: true,
         check: upgrade::calico_upgrade,
     },

@@ -1,0 +1,182 @@
+//! Many commands in one exec: a helper container that sees the host's processes
+//! enters each member's namespaces to run its command, all at once, and prints
+//! every output framed so that they split apart exactly.
+
+use super::ExecOutput;
+
+/// One command for the batch: the member's main process, the hostname that proves
+/// the process is still that member's, and the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub pid: u32,
+    pub hostname: String,
+    pub argv: Vec<String>,
+}
+
+/// The exit code of a command whose member's process is no longer the one given
+/// (restarted, stopped or removed): its pid must be looked up again.
+pub const STALE: i64 = 125;
+const STALE_MESSAGE: &str = "calico-lab: the member process is gone";
+
+/// A word as the shell reads it back unchanged.
+fn quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// The script the helper runs; `nonce` frames the outputs (never in a command's
+/// output by chance).
+pub fn script(nonce: &str, commands: &[Command]) -> String {
+    let mut s = format!(
+        "d=$(mktemp -d) || exit 1\n\
+         run() {{\n\
+         p=$1; h=$2; i=$3; shift 3\n\
+         if [ \"$(cat /proc/$p/root/etc/hostname 2>/dev/null)\" != \"$h\" ]; then echo '{STALE_MESSAGE}' >\"$d/$i.e\"; echo {STALE} >\"$d/$i.c\"; return; fi\n\
+         nsenter -t \"$p\" -m -u -i -n -p -r -w \"$@\" >\"$d/$i.o\" 2>\"$d/$i.e\" </dev/null\n\
+         echo $? >\"$d/$i.c\"\n\
+         }}\n"
+    );
+    for (i, c) in commands.iter().enumerate() {
+        let argv: Vec<String> = c.argv.iter().map(|a| quote(a)).collect();
+        s += &format!(
+            "run {} {} {i} {} &\n",
+            c.pid,
+            quote(&c.hostname),
+            argv.join(" ")
+        );
+    }
+    s += &format!(
+        "wait\n\
+         i=0\n\
+         while [ $i -lt {n} ]; do\n\
+         printf '@@{nonce} %s %s\\n' $i \"$(cat \"$d/$i.c\" 2>/dev/null || echo 255)\"\n\
+         cat \"$d/$i.o\" 2>/dev/null\n\
+         printf '\\n@@{nonce} stderr\\n'\n\
+         cat \"$d/$i.e\" 2>/dev/null\n\
+         printf '\\n@@{nonce} end\\n'\n\
+         i=$((i+1))\n\
+         done\n\
+         rm -rf \"$d\"\n",
+        n = commands.len()
+    );
+    s
+}
+
+/// Each command's output, in order; `None` where the batch's output holds none
+/// (the helper died midway).
+pub fn split(nonce: &str, stdout: &str, count: usize) -> Vec<Option<ExecOutput>> {
+    let mut out = vec![None; count];
+    let mut rest = stdout;
+    let header = format!("@@{nonce} ");
+    let middle = format!("\n@@{nonce} stderr\n");
+    let end = format!("\n@@{nonce} end\n");
+    while let Some(start) = rest.find(&header) {
+        let after = &rest[start + header.len()..];
+        let Some((line, body)) = after.split_once('\n') else {
+            break;
+        };
+        let mut words = line.split_whitespace();
+        let (Some(Ok(i)), Some(Ok(code))) = (
+            words.next().map(str::parse::<usize>),
+            words.next().map(str::parse::<i64>),
+        ) else {
+            break;
+        };
+        let (Some(m), Some(e)) = (body.find(&middle), body.find(&end)) else {
+            break;
+        };
+        if m > e || i >= count {
+            break;
+        }
+        out[i] = Some(ExecOutput {
+            exit_code: code,
+            stdout: body[..m].to_string(),
+            stderr: body[m + middle.len()..e].to_string(),
+        });
+        rest = &body[e + end.len()..];
+    }
+    out
+}
+
+/// A nonce for one batch.
+pub fn nonce() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{:x}{:x}{seq:x}", std::process::id(), nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_survive_the_shell() {
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        let s = script(
+            "n1",
+            &[Command {
+                pid: 42,
+                hostname: "leaf0".into(),
+                argv: vec!["vtysh".into(), "-c".into(), "show bgp summary json".into()],
+            }],
+        );
+        assert!(
+            s.contains("run 42 'leaf0' 0 'vtysh' '-c' 'show bgp summary json' &"),
+            "{s}"
+        );
+        assert!(s.contains("while [ $i -lt 1 ]"), "{s}");
+    }
+
+    /// The real shell runs the framing part: outputs with and without final
+    /// newlines, empty ones and a stale member come back exactly.
+    #[test]
+    fn outputs_split_back_exactly() {
+        let commands: Vec<Command> = (0..3)
+            .map(|_| Command {
+                pid: 1,
+                hostname: "x".into(),
+                argv: vec![],
+            })
+            .collect();
+        // Stand-in for `run`: fakes each command's files.
+        let mut s = script("abc", &commands);
+        let fake = "d=$(mktemp -d) || exit 1\n\
+                    printf 'one\\ntwo\\n' >$d/0.o; : >$d/0.e; echo 0 >$d/0.c\n\
+                    printf 'no newline' >$d/1.o; printf 'oops\\n' >$d/1.e; echo 3 >$d/1.c\n\
+                    : >$d/2.o; echo 'gone' >$d/2.e; echo 125 >$d/2.c\n";
+        let tail = &s[s.find("wait\n").unwrap()..];
+        s = format!("{fake}{tail}");
+        let out = std::process::Command::new("sh")
+            .args(["-c", &s])
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let got = split("abc", &text, 3);
+        let got: Vec<(i64, String, String)> = got
+            .into_iter()
+            .map(|o| {
+                let o = o.unwrap();
+                (o.exit_code, o.stdout, o.stderr)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, "one\ntwo\n".into(), "".into()),
+                (3, "no newline".into(), "oops\n".into()),
+                (STALE, "".into(), "gone\n".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cut_off_batch_leaves_the_rest_unanswered() {
+        let text = "@@n 0 0\nok\n\n@@n stderr\n\n@@n end\n@@n 1 0\npart";
+        let got = split("n", text, 3);
+        assert_eq!(got[0].as_ref().unwrap().stdout, "ok\n");
+        assert!(got[1].is_none() && got[2].is_none());
+    }
+}
