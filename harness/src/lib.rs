@@ -31,6 +31,7 @@
 
 pub mod artifacts;
 pub mod backend;
+pub mod bench;
 pub mod calico;
 pub mod check;
 pub mod diagnosis;

@@ -24,16 +24,19 @@ impl Budget {
 }
 
 /// Polls `check` until it returns no diagnosis; returns how long that took. Polls
-/// start 100 ms apart and back off to 1 s.
+/// start 50 ms apart and back off to 250 ms, or to as long as one poll takes
+/// (a big lab's reads are not repeated faster than they answer).
 pub async fn until<F, Fut>(budget: &Budget, mut check: F) -> Result<Duration>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Vec<Diagnosis>>,
 {
     let started = Instant::now();
-    let mut pause = Duration::from_millis(100);
+    let mut pause = Duration::from_millis(50);
     loop {
+        let poll = Instant::now();
         let broken = check().await;
+        let ceiling = poll.elapsed().max(Duration::from_millis(250));
         if broken.is_empty() {
             return Ok(started.elapsed());
         }
@@ -46,6 +49,6 @@ where
         }
         let left = budget.limit.saturating_sub(started.elapsed());
         tokio::time::sleep(pause.min(left)).await;
-        pause = (pause * 3 / 2).min(Duration::from_secs(1));
+        pause = (pause * 3 / 2).min(ceiling);
     }
 }

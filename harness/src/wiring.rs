@@ -111,23 +111,40 @@ impl WiringPlan {
     pub fn script(&self, pids: &BTreeMap<String, u32>) -> Result<String, String> {
         let pid = |device: &str| {
             pids.get(device)
-                .copied()
+                .map(|p| p.to_string())
                 .ok_or_else(|| format!("no container for device '{device}'"))
         };
+        self.render(pid, |pid| format!("nsenter -t {pid} -n ip"))
+    }
+
+    /// The same wiring between plain network namespaces named as the devices (the
+    /// baseline `calico-lab bench` compares with).
+    pub fn netns_script(&self) -> String {
+        let name = |device: &str| Ok::<_, String>(device.to_string());
+        // Names never fail to resolve.
+        self.render(name, |ns| format!("ip -n {ns}"))
+            .unwrap_or_default()
+    }
+
+    fn render(
+        &self,
+        namespace: impl Fn(&str) -> Result<String, String>,
+        ip_in: impl Fn(&str) -> String,
+    ) -> Result<String, String> {
         let mut s = String::from("set -eu\n");
         for (a, b) in &self.veths {
             s += &format!(
                 "ip link add name {} netns {} type veth peer name {} netns {}\n",
                 a.interface,
-                pid(&a.device)?,
+                namespace(&a.device)?,
                 b.interface,
-                pid(&b.device)?
+                namespace(&b.device)?
             );
         }
         for (device, lines) in &self.setup {
             s += &format!(
-                "nsenter -t {} -n ip -batch - <<'EOF'\n{}\nEOF\n",
-                pid(device)?,
+                "{} -batch - <<'EOF'\n{}\nEOF\n",
+                ip_in(&namespace(device)?),
                 lines.join("\n")
             );
         }

@@ -34,6 +34,10 @@ use crate::wiring::{WiringPlan, FABRIC_DEVICE};
 /// later handle (`attach`) holds the same Calico objects.
 /// Where FRR reads its configuration.
 const FRR_CONF: &str = "/etc/frr/frr.conf";
+/// What a router's start-up wrote: `ok` or `failed` (and its output beside it).
+const FRR_STARTED: &str = "/run/calico-lab-frr-started";
+/// How long FRR may take to start on every router.
+const FRR_START_LIMIT: Duration = Duration::from_secs(60);
 const APPLIED_DIR: &str = "/etc/calico-lab/applied";
 
 /// Where it keeps the calico-node version of each node rolled to another one.
@@ -45,8 +49,9 @@ pub struct UpTimings {
     pub image: Duration,
     pub containers: Duration,
     pub wiring: Duration,
-    pub routers: Duration,
-    pub nodes: Duration,
+    /// FRR answering on every router (it starts with its container), then BIRD
+    /// and the pods on the nodes.
+    pub daemons: Duration,
 }
 
 /// An emulated lab's containers. Dropping it removes them unless it was released.
@@ -245,8 +250,21 @@ impl Emulated {
                 ))
             })
             .collect::<Result<BTreeMap<_, _>>>()?;
-        let mut specs: Vec<ContainerSpec> =
-            self.members.iter().map(|m| self.spec(image, m)).collect();
+        let mut specs = Vec::new();
+        for m in &self.members {
+            let mut spec = self.spec(image, m);
+            if m.role == MemberRole::Router {
+                // FRR starts with its container and finds its interfaces as the
+                // wiring adds them: the slowest daemon to start is on its way first.
+                let conf = frr_conf(&self.topology, &m.device);
+                let start = format!(
+                    "{{ set -e\n{}/usr/lib/frr/frrinit.sh start\n}} >{FRR_STARTED}.log 2>&1 && echo ok >{FRR_STARTED} || echo failed >{FRR_STARTED}\nexec sleep infinity\n",
+                    file_script(FRR_CONF, &conf)?
+                );
+                spec.cmd = vec!["sh".into(), "-c".into(), start];
+            }
+            specs.push(spec);
+        }
         // The fabric container first, alone: its name is the lab's claim. Of two runs
         // racing for one name, exactly one creates it; the other is refused.
         let fabric = specs.remove(0);
@@ -268,6 +286,17 @@ impl Emulated {
             }
             Err(e) => return Err(e),
         }
+        // The observer wires the lab and reads it: it starts with the members.
+        let observer = ContainerSpec {
+            name: observer_name(&self.lab),
+            hostname: "observer".into(),
+            image: image.to_string(),
+            cmd: vec!["sleep".into(), "infinity".into()],
+            labels: self.labels("observer", "helper"),
+            host_pid: true,
+            ..ContainerSpec::default()
+        };
+        specs.push(observer);
         let engine = &self.docker;
         all_bounded(
             specs
@@ -282,53 +311,24 @@ impl Emulated {
                 .collect(),
         )
         .await?;
+        self.observer = Some(observer_name(&self.lab));
         self.timings.containers = phase.elapsed();
 
         let phase = Instant::now();
-        self.wire(image).await?;
+        self.wire().await?;
         progress.member("wired", &self.lab);
-        let observer = ContainerSpec {
-            name: observer_name(&self.lab),
-            hostname: "observer".into(),
-            image: image.to_string(),
-            cmd: vec!["sleep".into(), "infinity".into()],
-            labels: self.labels("observer", "helper"),
-            host_pid: true,
-            ..ContainerSpec::default()
-        };
-        docker::run(&self.docker, &observer).await?;
-        self.observer = Some(observer.name);
         self.timings.wiring = phase.elapsed();
 
+        // BIRD once FRR answers: a leaf that connects to a BIRD not yet listening
+        // waits for BIRD's own connect delay instead.
         let phase = Instant::now();
+        self.wait_for_frr(progress).await?;
         let this = &*self;
-        let routers = self.members.iter().filter(|m| m.role == MemberRole::Router);
-        all_bounded(
-            routers
-                .map(|m| -> BoxFuture<'_, Result<()>> {
-                    Box::pin(async move {
-                        let conf = frr_conf(&this.topology, &m.device);
-                        let script = format!(
-                            "set -e\n{}/usr/lib/frr/frrinit.sh start\n",
-                            file_script(FRR_CONF, &conf)?
-                        );
-                        this.checked(m, "starting FRR", &["sh", "-c", &script])
-                            .await?;
-                        progress.member("FRR started", &m.device);
-                        Ok(())
-                    })
-                })
-                .collect(),
-        )
-        .await?;
-        self.timings.routers = phase.elapsed();
-
-        let phase = Instant::now();
-        let this = &*self;
-        let nodes = self.members.iter().filter(|m| m.role == MemberRole::Node);
         let files = &files;
         all_bounded(
-            nodes
+            self.members
+                .iter()
+                .filter(|m| m.role == MemberRole::Node)
                 .map(|m| -> BoxFuture<'_, Result<()>> {
                     Box::pin(async move {
                         this.start_node(m, &files[&m.device]).await?;
@@ -340,7 +340,7 @@ impl Emulated {
         )
         .await?;
         self.bird_files = files.clone();
-        self.timings.nodes = phase.elapsed();
+        self.timings.daemons = phase.elapsed();
         self.ready = true;
         Ok(())
     }
@@ -351,6 +351,60 @@ impl Emulated {
             .map(|(path, text)| (path, text.as_bytes().to_vec()))
             .collect();
         docker::upload_files(&self.docker, &m.container, &uploads).await
+    }
+
+    /// Waits until FRR's start-up ended on every router (one batch per poll);
+    /// a router where it failed is an error with its output.
+    async fn wait_for_frr(&self, progress: &Progress) -> Result<()> {
+        let routers: Vec<&Member> = self
+            .members
+            .iter()
+            .filter(|m| m.role == MemberRole::Router)
+            .collect();
+        let ask = format!("cat {FRR_STARTED} 2>/dev/null || echo pending");
+        let commands: Vec<(Target, Vec<String>)> = routers
+            .iter()
+            .map(|m| {
+                let cmd = ["sh", "-c", ask.as_str()].map(String::from).to_vec();
+                (Target::Router(m.device.clone()), cmd)
+            })
+            .collect();
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let answers = self.exec_all(&commands).await;
+            let mut pending = Vec::new();
+            for (m, answer) in routers.iter().zip(answers) {
+                match answer?.stdout.trim() {
+                    "ok" => {}
+                    "pending" => pending.push(m.device.clone()),
+                    _ => {
+                        let log = format!("cat {FRR_STARTED}.log");
+                        let out =
+                            docker::exec(&self.docker, &m.container, &["sh", "-c", &log]).await?;
+                        return Err(self.error(format!(
+                            "starting FRR on {} failed: {}",
+                            m.device, out.stdout
+                        )));
+                    }
+                }
+            }
+            if pending.is_empty() {
+                for m in &routers {
+                    progress.member("FRR started", &m.device);
+                }
+                return Ok(());
+            }
+            if started.elapsed() > FRR_START_LIMIT {
+                return Err(self.error(format!(
+                    "FRR did not start within {} s on {}",
+                    FRR_START_LIMIT.as_secs(),
+                    pending.join(", ")
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
     }
 
     /// Writes the node's BIRD files, starts BIRD with calico-node's control socket
@@ -410,29 +464,22 @@ impl Emulated {
         ])
     }
 
-    /// Runs the wiring plan in a short-lived helper that sees host PIDs.
-    async fn wire(&self, image: &str) -> Result<()> {
-        let mut pids = BTreeMap::new();
-        for m in &self.members {
-            pids.insert(
+    /// Runs the wiring plan in the observer, which sees host PIDs.
+    async fn wire(&self) -> Result<()> {
+        let pids = futures_util::future::join_all(self.members.iter().map(|m| async move {
+            Ok::<_, Error>((
                 m.device.clone(),
                 docker::pid(&self.docker, &m.container).await?,
-            );
-        }
+            ))
+        }))
+        .await
+        .into_iter()
+        .collect::<Result<BTreeMap<_, _>>>()?;
         let script = WiringPlan::new(&self.topology)
             .script(&pids)
             .map_err(|e| self.error(e))?;
-        let helper = ContainerSpec {
-            name: format!("{}-wiring-{}", self.lab, std::process::id()),
-            hostname: "wiring".into(),
-            image: image.to_string(),
-            // Ends by itself should this process die before removing it.
-            cmd: vec!["sleep".into(), "120".into()],
-            labels: self.labels("wiring", "helper"),
-            host_pid: true,
-            ..ContainerSpec::default()
-        };
-        let out = docker::run_once(&self.docker, &helper, &script).await?;
+        let observer = observer_name(&self.lab);
+        let out = docker::exec(&self.docker, &observer, &["sh", "-c", &script]).await?;
         if out.success() {
             Ok(())
         } else {
@@ -641,7 +688,11 @@ fn file_script(path: &str, text: &str) -> Result<String> {
 }
 
 /// The node's BIRD files as calico-node would write them, adapted for upstream BIRD.
-fn render_node(calico: &Resources, node: &str, version: CalicoVersion) -> Result<BirdFiles> {
+pub(crate) fn render_node(
+    calico: &Resources,
+    node: &str,
+    version: CalicoVersion,
+) -> Result<BirdFiles> {
     let files = render(calico, node, version).map_err(crate::calico::CalicoError::from)?;
     Ok(upstream(&files))
 }

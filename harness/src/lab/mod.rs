@@ -335,6 +335,26 @@ impl Lab {
         .await
     }
 
+    /// Waits until every device, router and node, runs exactly the BGP sessions the
+    /// design calls for, all Established (routes not yet looked at).
+    pub async fn wait_for_sessions(&self, limit: Duration) -> Result<Duration> {
+        let budget = Budget::new(
+            format!("lab {}: every BGP session Established", self.name),
+            limit,
+        );
+        let expected = expect::sessions(&self.topology, &self.calico);
+        wait::until(&budget, || async {
+            let snapshot = self.snapshot().await;
+            check::sessions(
+                &self.topology,
+                &expected,
+                &snapshot.sessions,
+                Strictness::Exact,
+            )
+        })
+        .await
+    }
+
     /// Waits until every node runs exactly the BGP sessions its Calico objects call
     /// for, all Established.
     pub async fn wait_for_calico(&self, limit: Duration) -> Result<Duration> {
