@@ -4,6 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
+use futures_util::future::BoxFuture;
+use futures_util::StreamExt;
+
 use ipnet::Ipv4Net;
 
 use super::{Checked, Failure, Pass};
@@ -144,8 +147,18 @@ pub async fn pings(lab: &Lab, class: PathClass) -> Checked {
             );
         }
     }
-    for (a, b) in &pairs {
-        let (result, text) = observe::ping(lab, a, b).await.map_err(observation)?;
+    // All at once (bounded); judged in pair order, so the first failure is the
+    // same as one ping after another would find.
+    let pings: Vec<BoxFuture<'_, _>> = pairs
+        .iter()
+        .map(|(a, b)| -> BoxFuture<'_, _> { Box::pin(observe::ping(lab, a, b)) })
+        .collect();
+    let results: Vec<_> = futures_util::stream::iter(pings)
+        .buffered(crate::backend::parallelism())
+        .collect()
+        .await;
+    for ((a, b), ping) in pairs.iter().zip(results) {
+        let (result, text) = ping.map_err(observation)?;
         let summary = format!("{}/{} received", result.received, result.sent);
         let _ = writeln!(report, "{} -> {} ({}): {summary}", a.name, b.name, b.ip);
         if !result.all_received() {
