@@ -26,7 +26,7 @@ pub const MINIMAL_SCRIPT: &str = include_str!("../../bench/minimal.sh");
 const BUNDLE: &str = "/bundle";
 
 /// What the minimal script needs, rendered from the topology as the harness
-/// renders it for its own containers: `(path, contents)` under [`BUNDLE`].
+/// renders it for its own containers: `(path, contents)` under `/bundle`.
 pub fn minimal_bundle(t: &Topology) -> Result<Vec<(String, Vec<u8>)>> {
     let calico = starting_resources(t, CalicoState::Configured)?;
     let version = t.calico_version();

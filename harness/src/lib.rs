@@ -28,6 +28,7 @@
 //! | [`traffic`] | continuous pings between pods and their loss windows |
 //! | [`upgrade`] | the Calico upgrade gate: A, rollout under traffic, B, differences |
 //! | [`wiring`] | the veth and bridge plan of a topology |
+//! | [`bench`] | the minimal-script baseline and container memory `calico-lab bench` reports |
 
 pub mod artifacts;
 pub mod backend;

@@ -252,37 +252,49 @@ pub async fn ping(lab: &Lab, from: &Pod, to: &Pod) -> Observed<(PingResult, Stri
     Ok((result, text))
 }
 
-/// Every pod pings every other pod once, one exec per source pod; `true` where the
-/// reply came.
-pub async fn ping_all(lab: &Lab, pods: &[Pod]) -> Observed<BTreeMap<(String, String), bool>> {
+/// Each pair's first pod pings its second once; `true` where the reply came. One
+/// command per source pod, all of them at once (one batch where the flavor can).
+pub async fn ping_pairs(
+    lab: &Lab,
+    pairs: &[(Pod, Pod)],
+) -> Observed<BTreeMap<(String, String), bool>> {
+    let mut by_source: BTreeMap<&str, Vec<&Pod>> = BTreeMap::new();
+    for (a, b) in pairs {
+        by_source.entry(a.name.as_str()).or_default().push(b);
+    }
+    let commands: Vec<(Target, Vec<String>)> = by_source
+        .iter()
+        .map(|(a, targets)| {
+            let script: String = targets
+                .iter()
+                .map(|b| format!("echo '@@ {}'; ping -c 1 -W 1 {} 2>&1; ", b.name, b.ip))
+                .collect();
+            (
+                Target::Pod(a.to_string()),
+                vec!["sh".into(), "-c".into(), script],
+            )
+        })
+        .collect();
+    let answers = lab.exec_all(&commands).await;
     let mut out = BTreeMap::new();
-    for a in pods {
-        let targets: Vec<&Pod> = pods.iter().filter(|b| b.name != a.name).collect();
-        let script: String = targets
-            .iter()
-            .map(|b| format!("echo '@@ {}'; ping -c 1 -W 1 {} 2>&1; ", b.name, b.ip))
-            .collect();
-        let target = Target::Pod(a.name.clone());
-        let cmd = ["sh", "-c", &script];
-        let text = lab
-            .exec(&target, &cmd)
-            .await
+    for (((a, targets), (target, _)), answer) in by_source.iter().zip(&commands).zip(answers) {
+        let text = answer
             .map_err(|e| ObservationError {
-                device: a.name.clone(),
+                device: a.to_string(),
                 target: target.to_string(),
-                command: "ping every other pod".into(),
+                command: "ping its pair(s)".into(),
                 problem: e.to_string(),
             })?
             .stdout;
         for chunk in text.split("@@ ").skip(1) {
             let (name, body) = chunk.split_once('\n').unwrap_or((chunk, ""));
             let ok = probe::parse_ping(body).is_ok_and(|r| r.all_received());
-            out.insert((a.name.clone(), name.trim().to_string()), ok);
+            out.insert((a.to_string(), name.trim().to_string()), ok);
         }
         for b in targets {
-            if !out.contains_key(&(a.name.clone(), b.name.clone())) {
+            if !out.contains_key(&(a.to_string(), b.name.clone())) {
                 return Err(unreadable(
-                    &target,
+                    target,
                     &["ping", &b.ip.to_string()],
                     "no result",
                 ));

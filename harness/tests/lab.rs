@@ -399,8 +399,8 @@ async fn lab_a_live_lab_name_is_refused() {
     assert!(err.to_string().contains("already running"), "{err}");
     assert_eq!(
         containers_of_lab(&name).await.len(),
-        first.members().len(),
-        "the first lab is untouched"
+        first.members().len() + 1,
+        "the first lab is untouched (its members and its observer)"
     );
     first.down().await.unwrap();
 }
@@ -619,4 +619,70 @@ async fn lab_spawned_command_runs_until_stopped() {
     assert!(result.sent >= 5, "{}", out.stdout);
     // A probe in flight when it was stopped may miss its reply.
     assert!(result.received + 1 >= result.sent, "{}", out.stdout);
+}
+
+/// Many reads as one batch in the observer answer exactly as one exec each: exit
+/// codes, both streams, a pod's namespace; a member restarted since its pid was
+/// read is found again, a stopped one is an error for its reads only.
+#[tokio::test]
+async fn lab_batched_reads_answer_as_single_execs_do() {
+    let name = lab_name("batch");
+    let lab = up(&name).await;
+    let t = lab.topology().clone();
+    let node = t.racks[0].nodes[0].name.clone();
+    let other = t.racks[1].nodes[0].name.clone();
+    let pod = lab.pods()[0].name.clone();
+    let commands: Vec<(Target, Vec<String>)> = [
+        (Target::Router(t.leafs[0].name.clone()), "ip -j -4 route"),
+        (Target::Node(node.clone()), "hostname"),
+        (Target::Pod(pod.clone()), "ip -4 -o addr show dev eth0"),
+        (
+            Target::Node(node.clone()),
+            "echo 'out'\"'\"'s'; echo err >&2; exit 3",
+        ),
+    ]
+    .into_iter()
+    .map(|(target, script)| (target, vec!["sh".into(), "-c".into(), script.into()]))
+    .collect();
+    let batched = lab.exec_all(&commands).await;
+    for ((target, cmd), got) in commands.iter().zip(&batched) {
+        let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        let single = lab.exec(target, &cmd).await.unwrap();
+        let got = got.as_ref().unwrap();
+        assert_eq!(
+            (got.exit_code, &got.stdout, &got.stderr),
+            (single.exit_code, &single.stdout, &single.stderr),
+            "{target}"
+        );
+    }
+    assert_eq!(batched[3].as_ref().unwrap().stdout, "out's\n");
+    // Restarted: a new process, found again. Stopped: an error for it alone.
+    let engine = docker::connect().await.unwrap();
+    let container = |device: &str| {
+        lab.members()
+            .iter()
+            .find(|m| m.device == device)
+            .unwrap()
+            .container
+            .clone()
+    };
+    engine
+        .restart_container(&container(&node), None)
+        .await
+        .unwrap();
+    engine
+        .stop_container(&container(&other), None)
+        .await
+        .unwrap();
+    let hostname = |device: &str| {
+        (
+            Target::Node(device.to_string()),
+            vec!["hostname".to_string()],
+        )
+    };
+    let after = lab.exec_all(&[hostname(&node), hostname(&other)]).await;
+    assert_eq!(after[0].as_ref().unwrap().stdout.trim(), node);
+    let err = after[1].as_ref().unwrap_err().to_string();
+    assert!(err.contains("not running"), "{err}");
+    lab.down().await.unwrap();
 }

@@ -34,10 +34,6 @@ use crate::wiring::{WiringPlan, FABRIC_DEVICE};
 /// later handle (`attach`) holds the same Calico objects.
 /// Where FRR reads its configuration.
 const FRR_CONF: &str = "/etc/frr/frr.conf";
-/// What a router's start-up wrote: `ok` or `failed` (and its output beside it).
-const FRR_STARTED: &str = "/run/calico-lab-frr-started";
-/// How long FRR may take to start on every router.
-const FRR_START_LIMIT: Duration = Duration::from_secs(60);
 const APPLIED_DIR: &str = "/etc/calico-lab/applied";
 
 /// Where it keeps the calico-node version of each node rolled to another one.
@@ -49,8 +45,7 @@ pub struct UpTimings {
     pub image: Duration,
     pub containers: Duration,
     pub wiring: Duration,
-    /// FRR answering on every router (it starts with its container), then BIRD
-    /// and the pods on the nodes.
+    /// FRR on every router, then BIRD and the pods on every node.
     pub daemons: Duration,
 }
 
@@ -250,21 +245,8 @@ impl Emulated {
                 ))
             })
             .collect::<Result<BTreeMap<_, _>>>()?;
-        let mut specs = Vec::new();
-        for m in &self.members {
-            let mut spec = self.spec(image, m);
-            if m.role == MemberRole::Router {
-                // FRR starts with its container and finds its interfaces as the
-                // wiring adds them: the slowest daemon to start is on its way first.
-                let conf = frr_conf(&self.topology, &m.device);
-                let start = format!(
-                    "{{ set -e\n{}/usr/lib/frr/frrinit.sh start\n}} >{FRR_STARTED}.log 2>&1 && echo ok >{FRR_STARTED} || echo failed >{FRR_STARTED}\nexec sleep infinity\n",
-                    file_script(FRR_CONF, &conf)?
-                );
-                spec.cmd = vec!["sh".into(), "-c".into(), start];
-            }
-            specs.push(spec);
-        }
+        let mut specs: Vec<ContainerSpec> =
+            self.members.iter().map(|m| self.spec(image, m)).collect();
         // The fabric container first, alone: its name is the lab's claim. Of two runs
         // racing for one name, exactly one creates it; the other is refused.
         let fabric = specs.remove(0);
@@ -319,11 +301,30 @@ impl Emulated {
         progress.member("wired", &self.lab);
         self.timings.wiring = phase.elapsed();
 
-        // BIRD once FRR answers: a leaf that connects to a BIRD not yet listening
-        // waits for BIRD's own connect delay instead.
+        // FRR first, then BIRD: a leaf that connects to a BIRD not yet listening
+        // waits for BIRD's own connect delay instead (about 1 s more in the seed).
         let phase = Instant::now();
-        self.wait_for_frr(progress).await?;
         let this = &*self;
+        all_bounded(
+            self.members
+                .iter()
+                .filter(|m| m.role == MemberRole::Router)
+                .map(|m| -> BoxFuture<'_, Result<()>> {
+                    Box::pin(async move {
+                        let conf = frr_conf(&this.topology, &m.device);
+                        let script = format!(
+                            "set -e\n{}/usr/lib/frr/frrinit.sh start\n",
+                            file_script(FRR_CONF, &conf)?
+                        );
+                        this.checked(m, "starting FRR", &["sh", "-c", &script])
+                            .await?;
+                        progress.member("FRR started", &m.device);
+                        Ok(())
+                    })
+                })
+                .collect(),
+        )
+        .await?;
         let files = &files;
         all_bounded(
             self.members
@@ -351,60 +352,6 @@ impl Emulated {
             .map(|(path, text)| (path, text.as_bytes().to_vec()))
             .collect();
         docker::upload_files(&self.docker, &m.container, &uploads).await
-    }
-
-    /// Waits until FRR's start-up ended on every router (one batch per poll);
-    /// a router where it failed is an error with its output.
-    async fn wait_for_frr(&self, progress: &Progress) -> Result<()> {
-        let routers: Vec<&Member> = self
-            .members
-            .iter()
-            .filter(|m| m.role == MemberRole::Router)
-            .collect();
-        let ask = format!("cat {FRR_STARTED} 2>/dev/null || echo pending");
-        let commands: Vec<(Target, Vec<String>)> = routers
-            .iter()
-            .map(|m| {
-                let cmd = ["sh", "-c", ask.as_str()].map(String::from).to_vec();
-                (Target::Router(m.device.clone()), cmd)
-            })
-            .collect();
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(20);
-        loop {
-            let answers = self.exec_all(&commands).await;
-            let mut pending = Vec::new();
-            for (m, answer) in routers.iter().zip(answers) {
-                match answer?.stdout.trim() {
-                    "ok" => {}
-                    "pending" => pending.push(m.device.clone()),
-                    _ => {
-                        let log = format!("cat {FRR_STARTED}.log");
-                        let out =
-                            docker::exec(&self.docker, &m.container, &["sh", "-c", &log]).await?;
-                        return Err(self.error(format!(
-                            "starting FRR on {} failed: {}",
-                            m.device, out.stdout
-                        )));
-                    }
-                }
-            }
-            if pending.is_empty() {
-                for m in &routers {
-                    progress.member("FRR started", &m.device);
-                }
-                return Ok(());
-            }
-            if started.elapsed() > FRR_START_LIMIT {
-                return Err(self.error(format!(
-                    "FRR did not start within {} s on {}",
-                    FRR_START_LIMIT.as_secs(),
-                    pending.join(", ")
-                )));
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(200));
-        }
     }
 
     /// Writes the node's BIRD files, starts BIRD with calico-node's control socket

@@ -8,6 +8,7 @@
 //! | [`kind`] | a kind cluster running the real calico-node, VyOS or FRR routers |
 //! | [`replay`] | answers from recorded outputs, for offline tests of checks and diagnoses |
 //! | [`docker`] | labelled access to the Docker engine, for the backends that use it |
+//! | [`batch`] | many commands as one exec, each in a member's namespaces |
 //! | [`image`] | the emulated flavor's image, built locally |
 //! | [`ownership`] | run ids, the start-up sweep, `down` and `gc` of labelled containers |
 
@@ -231,7 +232,7 @@ pub(crate) async fn all_bounded(
     first.map_or(Ok(()), Err)
 }
 
-/// [`Backend::exec_all`] as one exec per command, at most [`parallelism`] at once.
+/// [`Backend::exec_all`] as one exec per command, a bounded number at once.
 pub async fn exec_each<B: Backend + ?Sized + Sync>(
     backend: &B,
     commands: &[(Target, Vec<String>)],

@@ -6,13 +6,28 @@ use crate::topology::Topology;
 /// BGPConfiguration `default`, one Node per Kubernetes node and the BGPPeers, as one
 /// multi-document YAML stream.
 pub fn calico_resources(t: &Topology) -> String {
+    let mut docs = documents(t, t.calico.node_to_node_mesh_enabled, true);
+    docs.extend(peer_documents(t));
+    docs.join("---\n")
+}
+
+/// The state of a fresh install the seed starts from, over the topology's other
+/// settings: BGPConfiguration `default` with the full mesh on and each Node without
+/// an AS number (the global one applies); the BGPPeers go by a delete.
+pub fn full_mesh(t: &Topology) -> String {
+    documents(t, true, false).join("---\n")
+}
+
+/// BGPConfiguration `default` with `mesh`, and the Nodes, with their AS numbers
+/// when `node_asns`.
+fn documents(t: &Topology, mesh: bool, node_asns: bool) -> Vec<String> {
     let c = &t.calico;
     let mut docs = Vec::new();
 
     let mut spec = format!(
         "  logSeverityScreen: {}\n  nodeToNodeMeshEnabled: {}\n",
         yaml_scalar(&c.log_severity_screen),
-        c.node_to_node_mesh_enabled
+        mesh
     );
     if let Some(asn) = c.as_number {
         spec += &format!("  asNumber: {asn}\n");
@@ -43,17 +58,19 @@ pub fn calico_resources(t: &Topology) -> String {
         } else {
             format!("  labels:\n{labels}")
         };
+        let asn = if node_asns {
+            format!("    asNumber: {}\n", t.node_asn(rack))
+        } else {
+            String::new()
+        };
         docs.push(format!(
-            "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n{labels}  name: {name}\nspec:\n  addresses:\n  - address: {addr}\n    type: InternalIP\n  bgp:\n    asNumber: {asn}\n    ipv4Address: {addr}/{prefix}\n  orchRefs:\n  - nodeName: {name}\n    orchestrator: k8s\n",
+            "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n{labels}  name: {name}\nspec:\n  addresses:\n  - address: {addr}\n    type: InternalIP\n  bgp:\n{asn}    ipv4Address: {addr}/{prefix}\n  orchRefs:\n  - nodeName: {name}\n    orchestrator: k8s\n",
             name = node.name,
             addr = node.address,
-            asn = t.node_asn(rack),
             prefix = rack.subnet.prefix_len(),
         ));
     }
-
-    docs.extend(peer_documents(t));
-    docs.join("---\n")
+    docs
 }
 
 /// The topology's BGPPeers alone, as one YAML stream (empty without peers).

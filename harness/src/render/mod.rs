@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::topology::Topology;
 
-pub use calico::{bgp_peers, calico_resources};
+pub use calico::{bgp_peers, calico_resources, full_mesh};
 pub use frr::frr_conf;
 pub use graph::{graph, GraphFormat};
 pub use kind::{kind_assigned_names, kind_config};

@@ -287,6 +287,51 @@ fn ecmp_spines(lab: &Lab, leaf: &str, to: &Pod) -> BTreeSet<String> {
         .collect()
 }
 
+/// Above this many pods, all-pairs reachability pings a sample by path class.
+pub const ALL_PAIRS_SAMPLE_ABOVE: usize = 64;
+
+/// The pairs all-pairs reachability pings: every ordered pair, or above
+/// [`ALL_PAIRS_SAMPLE_ABOVE`] pods, from the first pod of each node to its
+/// same-host partner, to the first pod of every other node of its rack and of the
+/// first node of every other rack. `true` when sampled.
+pub fn reachability_pairs(t: &crate::topology::Topology, pods: &[Pod]) -> (Vec<(Pod, Pod)>, bool) {
+    if pods.len() <= ALL_PAIRS_SAMPLE_ABOVE {
+        let all = pods
+            .iter()
+            .flat_map(|a| {
+                pods.iter()
+                    .filter(move |b| b.name != a.name)
+                    .map(move |b| (a.clone(), b.clone()))
+            })
+            .collect();
+        return (all, false);
+    }
+    let first = |node: &str| pods.iter().find(|p| p.node == node);
+    let mut pairs = Vec::new();
+    for rack in &t.racks {
+        for node in &rack.nodes {
+            let Some(a) = first(&node.name) else { continue };
+            let partner = pods
+                .iter()
+                .find(|p| p.node == node.name && p.name != a.name);
+            let mates = rack
+                .nodes
+                .iter()
+                .filter(|n| n.name != node.name)
+                .filter_map(|n| first(&n.name));
+            let far = t
+                .racks
+                .iter()
+                .filter(|r| r.name != rack.name)
+                .filter_map(|r| r.nodes.iter().find_map(|n| first(&n.name)));
+            for b in partner.into_iter().chain(mates).chain(far) {
+                pairs.push((a.clone(), b.clone()));
+            }
+        }
+    }
+    (pairs, true)
+}
+
 pub async fn all_pairs_reachability(lab: &Lab) -> Checked {
     let t = lab.topology();
     let pods = lab.pods();
@@ -296,55 +341,81 @@ pub async fn all_pairs_reachability(lab: &Lab) -> Checked {
             pods.len()
         )));
     }
-    let results = observe::ping_all(lab, pods).await.map_err(observation)?;
-    let mut failed = Vec::new();
-    let width = pods.iter().map(|p| p.name.len()).max().unwrap_or(0);
-    let mut matrix = format!("{:w$} |", "from \\ to", w = width + 3);
-    for (i, _) in pods.iter().enumerate() {
-        let _ = write!(matrix, " {:>4}", i + 1);
-    }
-    matrix.push('\n');
-    for (i, a) in pods.iter().enumerate() {
-        let _ = write!(matrix, "{:>2} {:width$} |", i + 1, a.name, width = width);
-        for b in pods {
-            let cell = if a.name == b.name {
-                "-".to_string()
-            } else {
-                let class = expect::path(t, a, b).map(|p| match p.class {
-                    PathClass::SameHost => "host",
-                    PathClass::SameRack => "rack",
-                    PathClass::CrossRack => "x",
-                });
-                let ok = results
-                    .get(&(a.name.clone(), b.name.clone()))
-                    .copied()
-                    .unwrap_or(false);
-                if !ok {
-                    failed.push((a, b));
-                }
-                format!("{}{}", class.unwrap_or("?"), if ok { "" } else { "!" })
-            };
-            let _ = write!(matrix, " {cell:>4}");
+    let (pairs, sampled) = reachability_pairs(t, pods);
+    let results = observe::ping_pairs(lab, &pairs)
+        .await
+        .map_err(observation)?;
+    let answered = |a: &Pod, b: &Pod| {
+        results
+            .get(&(a.name.clone(), b.name.clone()))
+            .copied()
+            .unwrap_or(false)
+    };
+    let failed: Vec<&(Pod, Pod)> = pairs.iter().filter(|(a, b)| !answered(a, b)).collect();
+    let report = if sampled {
+        let mut counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        for (a, b) in &pairs {
+            let class =
+                expect::path(t, a, b).map_or("unknown".to_string(), |p| p.class.to_string());
+            let entry = counts.entry(class).or_default();
+            entry.0 += 1;
+            if answered(a, b) {
+                entry.1 += 1;
+            }
+        }
+        let mut report = format!(
+            "sampled: {} of {} pairs ({} pods, more than {ALL_PAIRS_SAMPLE_ABOVE}): the first pod of each node to its same-host partner, to every other node of its rack and to the first node of every other rack\n",
+            pairs.len(),
+            pods.len() * (pods.len() - 1),
+            pods.len()
+        );
+        for (class, (n, ok)) in counts {
+            let _ = writeln!(report, "{class}: {ok} of {n} answered");
+        }
+        for (a, b) in &failed {
+            let _ = writeln!(report, "no answer: {} -> {}", a.name, b.name);
+        }
+        report
+    } else {
+        let width = pods.iter().map(|p| p.name.len()).max().unwrap_or(0);
+        let mut matrix = format!("{:w$} |", "from \\ to", w = width + 3);
+        for (i, _) in pods.iter().enumerate() {
+            let _ = write!(matrix, " {:>4}", i + 1);
         }
         matrix.push('\n');
-    }
-    matrix.push_str(
-        "host: same host, rack: same rack, x: cross rack; ! marks a pair that did not answer\n",
-    );
+        for (i, a) in pods.iter().enumerate() {
+            let _ = write!(matrix, "{:>2} {:width$} |", i + 1, a.name, width = width);
+            for b in pods {
+                let cell = if a.name == b.name {
+                    "-".to_string()
+                } else {
+                    let class = expect::path(t, a, b).map(|p| match p.class {
+                        PathClass::SameHost => "host",
+                        PathClass::SameRack => "rack",
+                        PathClass::CrossRack => "x",
+                    });
+                    let ok = answered(a, b);
+                    format!("{}{}", class.unwrap_or("?"), if ok { "" } else { "!" })
+                };
+                let _ = write!(matrix, " {cell:>4}");
+            }
+            matrix.push('\n');
+        }
+        matrix.push_str(
+            "host: same host, rack: same rack, x: cross rack; ! marks a pair that did not answer\n",
+        );
+        matrix
+    };
     match failed.first() {
-        None => Ok(Pass::Report(matrix)),
+        None => Ok(Pass::Report(report)),
         Some((a, b)) => Err(Failure::new(
             Diagnosis::PingFailed {
                 from: a.name.clone(),
                 to: b.name.clone(),
                 class: expect::path(t, a, b).map_or(PathClass::CrossRack, |p| p.class),
-                summary: format!(
-                    "{} of {} pairs did not answer",
-                    failed.len(),
-                    pods.len() * (pods.len() - 1)
-                ),
+                summary: format!("{} of {} pairs did not answer", failed.len(), pairs.len()),
             },
-            matrix,
+            report,
         )),
     }
 }
@@ -446,4 +517,53 @@ pub async fn service_cidrs_advertised(lab: &Lab) -> Checked {
     }
     let _ = writeln!(report, "no node's kernel table holds a service CIDR");
     Ok(Pass::Report(report))
+}
+
+#[cfg(test)]
+mod sampling_tests {
+    use super::*;
+    use crate::calico::emulated::{pods, starting_resources, CalicoState};
+    use crate::topology::generate::Shape;
+
+    fn lab_pods(racks: u32, nodes: u32) -> (crate::topology::Topology, Vec<Pod>) {
+        let t = Shape {
+            racks,
+            nodes_per_rack: nodes,
+            spines: 2,
+            pods_per_node: 2,
+            leafs_per_rack: 1,
+            name: None,
+            calico_version: "v3.23.2".into(),
+        }
+        .topology()
+        .unwrap();
+        let calico = starting_resources(&t, CalicoState::Configured).unwrap();
+        let p = pods(&t, &calico);
+        (t, p)
+    }
+
+    #[test]
+    fn a_small_lab_pings_every_ordered_pair() {
+        let (t, p) = lab_pods(2, 4);
+        assert_eq!(p.len(), 16);
+        let (pairs, sampled) = reachability_pairs(&t, &p);
+        assert!(!sampled);
+        assert_eq!(pairs.len(), 16 * 15);
+    }
+
+    #[test]
+    fn a_big_lab_samples_every_path_class_from_every_node() {
+        let (t, p) = lab_pods(16, 8);
+        let (pairs, sampled) = reachability_pairs(&t, &p);
+        assert!(sampled);
+        // Per node: its partner, 7 rack-mates, 15 other racks.
+        assert_eq!(pairs.len(), 128 * (1 + 7 + 15));
+        let classes: BTreeSet<String> = pairs
+            .iter()
+            .map(|(a, b)| expect::path(&t, a, b).unwrap().class.to_string())
+            .collect();
+        assert_eq!(classes.len(), 3, "{classes:?}");
+        let sources: BTreeSet<&str> = pairs.iter().map(|(a, _)| a.node.as_str()).collect();
+        assert_eq!(sources.len(), 128);
+    }
 }

@@ -466,8 +466,9 @@ pub async fn leaf_failure(lab: &Lab) -> Checked {
     Ok(Pass::Report(report))
 }
 
-/// The seed's own sequence, live: the lab is taken back to the full mesh (mesh on,
-/// no BGPPeers), then mesh off, Node AS numbers and BGPPeers are applied in one
+/// The seed's own sequence, live: the lab is taken back to a fresh install's full
+/// mesh (mesh on, Nodes in the global AS, no BGPPeers), then mesh off, Node AS
+/// numbers and BGPPeers are applied in one
 /// go under continuous traffic. Pairs that answered in the mesh keep answering
 /// (within budget); afterwards the lab is exactly as designed and every
 /// cross-rack pair answers.
@@ -489,11 +490,8 @@ pub async fn mesh_to_route_reflector_switch(lab: &mut Lab) -> Checked {
 }
 
 async fn mesh_then_switch(lab: &mut Lab, t: &Topology, designed: &str) -> Checked {
-    let mut mesh = t.clone();
-    mesh.calico.node_to_node_mesh_enabled = true;
-    mesh.calico.bgp_peers.clear();
     let mut report = String::new();
-    lab.apply("full-mesh.yaml", &crate::render::calico_resources(&mesh))
+    lab.apply("full-mesh.yaml", &crate::render::full_mesh(t))
         .await
         .map_err(failed)?;
     lab.delete("bgppeers.yaml", &crate::render::bgp_peers(t))

@@ -43,7 +43,7 @@ pub enum ShapeError {
     Name(String),
 }
 
-/// Racks get 10.10.<rack>.0/24 and leafs AS 65001 + rack: 250 racks at most.
+/// Racks get `10.10.<rack>.0/24` and leafs AS 65001 + rack: 250 racks at most.
 pub const MAX_RACKS: u32 = 250;
 /// Nodes take .10 upwards of their rack's /24.
 pub const MAX_NODES_PER_RACK: u32 = 200;
