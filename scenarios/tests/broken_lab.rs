@@ -472,8 +472,16 @@ async fn the_upgrade_gate_fails_on_a_lab_broken_before_it(#[future(awt)] owned_l
         );
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
+    // A version other than the lab's, so that the gate has an upgrade to judge.
+    let to = if t.calico_version() == calico_lab::calico::CalicoVersion::NEWEST {
+        calico_lab::calico::CalicoVersion::SEED
+    } else {
+        calico_lab::calico::CalicoVersion::NEWEST
+    };
+    std::env::set_var(scenario::TO_VARIABLE, to.to_string());
     let gate = scenario::find(scenario::UPGRADE).unwrap();
     let outcome = scenario::run(&mut lab, gate).await;
+    assert_eq!(outcome.skipped, None);
     let failure = outcome.failure.expect("the gate fails on a broken lab");
     assert!(
         failure.detail.contains("not healthy before the upgrade"),
