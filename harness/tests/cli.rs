@@ -302,12 +302,12 @@ fn lab_cli_apply_reconfigures_a_running_lab() {
         env!("CARGO_MANIFEST_DIR"),
         "/../fixtures/calico/1-disable-full-mesh.yaml"
     );
-    let protocols = || {
+    let protocols_of = |node: &str| {
         calico_lab(&[
             "exec",
             "--name",
             &name,
-            "calico-bgp-rr-worker",
+            node,
             "--",
             "birdc",
             "-s",
@@ -317,6 +317,7 @@ fn lab_cli_apply_reconfigures_a_running_lab() {
         ])
         .1
     };
+    let protocols = || protocols_of("calico-bgp-rr-worker");
     let (on, on_out, on_err) = calico_lab(&["apply", "--name", &name, mesh.to_str().unwrap()]);
     let with_mesh = protocols();
     let (more, _, _) = calico_lab(&["apply", "--name", &name, peer.to_str().unwrap()]);
@@ -324,21 +325,7 @@ fn lab_cli_apply_reconfigures_a_running_lab() {
     let (off, _, _) = calico_lab(&["apply", "--name", &name, seed_off]);
     let without = protocols();
     let (bad, _, bad_err) = calico_lab(&["apply", "--name", &name, "/nonexistent.yaml"]);
-    let worker3 = || {
-        calico_lab(&[
-            "exec",
-            "--name",
-            &name,
-            "calico-bgp-rr-worker3",
-            "--",
-            "birdc",
-            "-s",
-            "/var/run/calico/bird.ctl",
-            "show",
-            "protocols",
-        ])
-        .1
-    };
+    let worker3 = || protocols_of("calico-bgp-rr-worker3");
     let with_extra = worker3();
     let (deleted, deleted_out, deleted_err) =
         calico_lab(&["delete", "--name", &name, peer.to_str().unwrap()]);

@@ -338,35 +338,34 @@ impl Lab {
     /// Waits until every device, router and node, runs exactly the BGP sessions the
     /// design calls for, all Established (routes not yet looked at).
     pub async fn wait_for_sessions(&self, limit: Duration) -> Result<Duration> {
-        let budget = Budget::new(
-            format!("lab {}: every BGP session Established", self.name),
-            limit,
-        );
-        let expected = expect::sessions(&self.topology, &self.calico);
-        wait::until(&budget, || async {
-            let snapshot = self.snapshot().await;
-            check::sessions(
-                &self.topology,
-                &expected,
-                &snapshot.sessions,
-                Strictness::Exact,
-            )
-        })
-        .await
+        let devices = self
+            .router_names()
+            .into_iter()
+            .chain(self.node_names())
+            .collect();
+        self.wait_for_sessions_of(devices, "every BGP session Established", limit)
+            .await
     }
 
     /// Waits until every node runs exactly the BGP sessions its Calico objects call
     /// for, all Established.
     pub async fn wait_for_calico(&self, limit: Duration) -> Result<Duration> {
-        let budget = Budget::new(
-            format!("lab {}: calico-node BGP sessions Established", self.name),
-            limit,
-        );
-        let nodes: Vec<String> = self.topology.nodes().map(|(_, n)| n.name.clone()).collect();
+        let what = "calico-node BGP sessions Established";
+        self.wait_for_sessions_of(self.node_names(), what, limit)
+            .await
+    }
+
+    async fn wait_for_sessions_of(
+        &self,
+        devices: Vec<String>,
+        what: &str,
+        limit: Duration,
+    ) -> Result<Duration> {
+        let budget = Budget::new(format!("lab {}: {what}", self.name), limit);
         let mut expected = expect::sessions(&self.topology, &self.calico);
-        expected.retain(|device, _| nodes.contains(device));
+        expected.retain(|device, _| devices.contains(device));
         wait::until(&budget, || async {
-            let snapshot = observe::snapshot_of(self, nodes.clone()).await;
+            let snapshot = observe::snapshot_of(self, devices.clone()).await;
             check::sessions(
                 &self.topology,
                 &expected,
@@ -525,6 +524,10 @@ impl Lab {
     /// Writes what only the runtime knows about a member into `dir`.
     pub(crate) async fn collect(&self, member: &Member, dir: &Path) -> Result<()> {
         self.backend.collect(member, dir).await
+    }
+
+    fn node_names(&self) -> Vec<String> {
+        self.topology.nodes().map(|(_, n)| n.name.clone()).collect()
     }
 
     fn router_names(&self) -> Vec<String> {
