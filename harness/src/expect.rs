@@ -26,7 +26,7 @@ pub enum Session {
 pub fn sessions(t: &Topology, calico: &Resources) -> BTreeMap<String, BTreeSet<Session>> {
     let mut out = BTreeMap::new();
     for (_, node) in t.nodes() {
-        let set = expected_protocols(calico, &node.name)
+        let set = expected_protocols(calico, &node.name, t.calico_version())
             .into_iter()
             .filter_map(|protocol| {
                 let peer = protocol_peer(&protocol)?;

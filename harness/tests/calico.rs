@@ -201,7 +201,7 @@ fn peer_resolution_table() {
     for (extra, node, want) in cases {
         let r = cluster(&format!("{NODES}{extra}"));
         assert_eq!(
-            expected_protocols(&r, node),
+            expected_protocols(&r, node, V),
             want,
             "node {node} with:{extra}"
         );
@@ -217,7 +217,7 @@ fn asn_fallbacks_route_reflection_and_passive_side() {
     let r2 = cluster(&format!("{NODES}---\napiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {{name: default}}\nspec: {{asNumber: 65000}}\n"));
     assert_eq!(Cluster::new(&r2).nodes["a"].asn, 65000);
     // a (10.0.0.1) listens for b (10.0.0.2): the greater address connects.
-    let Mesh::Enabled(entries) = resolve(&c, "a").unwrap().mesh else {
+    let Mesh::Enabled(entries) = resolve(&c, "a", V).unwrap().mesh else {
         panic!("mesh")
     };
     assert!(matches!(entries[0].outcome, MeshOutcome::Ourselves));
@@ -266,7 +266,7 @@ fn seed_nodes_peer_only_with_their_leaf_and_pods_sit_in_their_block() {
     let r = starting_resources(&t, CalicoState::Configured).unwrap();
     for (rack, node) in t.nodes() {
         assert_eq!(
-            expected_protocols(&r, &node.name),
+            expected_protocols(&r, &node.name, V),
             [format!(
                 "Node_{}",
                 rack.gateway.to_string().replace('.', "_")
@@ -275,7 +275,7 @@ fn seed_nodes_peer_only_with_their_leaf_and_pods_sit_in_their_block() {
     }
     let fresh = starting_resources(&t, CalicoState::Installed).unwrap();
     assert_eq!(
-        expected_protocols(&fresh, "calico-bgp-rr-worker").len(),
+        expected_protocols(&fresh, "calico-bgp-rr-worker", V).len(),
         3,
         "full mesh to the 3 others"
     );

@@ -1,95 +1,251 @@
 //! Calico's own confd test suites, v3.23 to v3.32 (`fixtures/conformance/calico-confd/`):
 //! for every version, every case's IPv4 files rendered as that calico-node writes them,
-//! statement for statement. Cases the emulated confd does not reproduce yet are listed
-//! with their reason in `known-differences.txt`; any other failure fails the test, and
-//! so does a listed case that passes.
+//! statement for statement. A case is one of the suite's `cases/` (input files and a
+//! step2) or one of its inline tests transcribed as `scripts/` (a list of steps).
+//! Cases the emulated confd does not reproduce yet are listed with their reason in
+//! `known-differences.txt`; any other failure fails the test, and so does a listed
+//! case that passes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use calico_lab::calico::confd::{normalize, render, BirdFiles};
+use calico_lab::calico::confd::{normalize, render_with, BirdFiles, NodeEnv};
 use calico_lab::calico::resources::load;
 use calico_lab::calico::{CalicoVersion, Resources};
 
-/// Calico's suite renders for this node.
+/// Calico's suite renders for this node unless a script starts confd for another.
 const NODE: &str = "kube-master";
 
 fn suites() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/conformance/calico-confd")
 }
 
-/// The environment a case runs with (`test_suite_common.sh`): only these set any.
-fn environment(case: &str) -> &'static [(&'static str, &'static str)] {
+/// The environment the suite's shell sets around a `cases/` case.
+fn environment(case: &str) -> Option<&'static str> {
     match case {
-        "mesh/static-routes-no-ipv4-address" => &[("CALICO_ROUTER_ID", "10.10.10.10")],
-        "mesh/hash" => &[("CALICO_ROUTER_ID", "hash")],
-        _ => &[],
+        "mesh/static-routes-no-ipv4-address" => Some("CALICO_ROUTER_ID=10.10.10.10"),
+        "mesh/hash" => Some("CALICO_ROUTER_ID=hash"),
+        _ => None,
     }
 }
 
-/// `<group>/<case>` of every case of a suite, in order.
-fn cases(tag: &Path) -> Vec<String> {
+/// One step of a case, as `fixtures/conformance/calico-confd/SCRIPTS.md` lists them.
+#[derive(Debug, Clone)]
+enum Step {
+    /// The datastore before the first step: Kubernetes (its Nodes exist) or etcd.
+    Datastore(&'static str),
+    Node(String),
+    Env(String),
+    Unenv(String),
+    /// `calicoctl apply` or `kubectl apply` of a file.
+    Apply(PathBuf),
+    Delete {
+        kind: String,
+        name: String,
+        namespace: Option<String>,
+    },
+    DeleteFile(PathBuf),
+    /// Compare the render with each file in this folder.
+    Expect(PathBuf),
+    ExpectPeerings(usize),
+    /// An endpoint status file Felix writes for a workload on the node.
+    EndpointStatus(String, PathBuf),
+    EndpointStatusClear,
+    Unmapped(String),
+}
+
+/// `<group>/<case>` of the suite's `cases/` and `scripts/<function>` of its inline
+/// tests, each with its steps.
+fn cases(tag: &Path) -> Vec<(String, Vec<Step>)> {
     let mut out = Vec::new();
     for group in std::fs::read_dir(tag.join("cases")).unwrap() {
         let group = group.unwrap().path();
         for case in std::fs::read_dir(&group).unwrap() {
-            let case = case.unwrap().path();
-            out.push(format!(
+            let dir = case.unwrap().path();
+            let name = format!(
                 "{}/{}",
                 group.file_name().unwrap().to_string_lossy(),
-                case.file_name().unwrap().to_string_lossy()
-            ));
+                dir.file_name().unwrap().to_string_lossy()
+            );
+            let mut steps = vec![Step::Datastore("kubernetes")];
+            steps.extend(environment(&name).map(|e| Step::Env(e.into())));
+            for step in [dir.clone(), dir.join("step2")] {
+                if !step.join("input.yaml").exists() {
+                    continue;
+                }
+                steps.push(Step::Apply(step.join("input.yaml")));
+                if step.join("kubectl-input.yaml").exists() {
+                    steps.push(Step::Apply(step.join("kubectl-input.yaml")));
+                }
+                steps.push(Step::Expect(step.join("expected")));
+            }
+            out.push((name, steps));
         }
     }
-    out.sort();
+    if let Ok(scripts) = std::fs::read_dir(tag.join("scripts")) {
+        for script in scripts {
+            let dir = script.unwrap().path();
+            let name = format!("scripts/{}", dir.file_name().unwrap().to_string_lossy());
+            out.push((name, script_steps(&dir)));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }
 
-/// Renders a case (and its step2) and says where it first differs.
-fn run_case(tag: &Path, version: CalicoVersion, case: &str) -> Result<(), String> {
-    if !environment(case).is_empty() {
-        return Err(format!(
-            "needs the environment {:?}, which the emulated calico-node does not take yet",
-            environment(case)
-        ));
-    }
-    let dir = tag.join("cases").join(case);
+/// Reads a script's `steps` file.
+fn script_steps(dir: &Path) -> Vec<Step> {
+    let text = std::fs::read_to_string(dir.join("steps")).unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let rest = line.split_once(' ').map(|r| r.1).unwrap_or_default();
+            match words[..] {
+                ["datastore", "kubernetes"] => Step::Datastore("kubernetes"),
+                ["datastore", "etcdv3"] => Step::Datastore("etcdv3"),
+                ["node", name] => Step::Node(name.into()),
+                ["env", pair] => Step::Env(pair.into()),
+                ["unenv", key] => Step::Unenv(key.into()),
+                ["apply", file] | ["kubectl", file] => Step::Apply(dir.join(file)),
+                ["delete", kind, name] => Step::Delete {
+                    kind: kind.into(),
+                    name: name.into(),
+                    namespace: None,
+                },
+                ["delete", kind, name, ns] => Step::Delete {
+                    kind: kind.into(),
+                    name: name.into(),
+                    namespace: Some(ns.into()),
+                },
+                ["delete-file", file] => Step::DeleteFile(dir.join(file)),
+                ["expect", at] => Step::Expect(dir.join("expected").join(at)),
+                ["expect-peerings", n] => Step::ExpectPeerings(n.parse().unwrap()),
+                ["endpoint-status", name, file] => {
+                    Step::EndpointStatus(name.into(), dir.join(file))
+                }
+                ["endpoint-status-clear"] => Step::EndpointStatusClear,
+                _ if words[0] == "unmapped" => Step::Unmapped(rest.into()),
+                _ => panic!("{}: unknown step {line:?}", dir.display()),
+            }
+        })
+        .collect()
+}
+
+/// Runs a case's steps and says where it first differs; else how many renders it
+/// compared. Each render made is pushed to `renders`.
+fn run_case(
+    tag: &Path,
+    version: CalicoVersion,
+    steps: &[Step],
+    renders: &mut Vec<BirdFiles>,
+) -> Result<usize, String> {
     let mut resources = Resources::default();
+    let mut node = NODE.to_string();
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    let mut checks = 0;
     let apply = |resources: &mut Resources, file: &Path| -> Result<(), String> {
         let objects = load(file).map_err(|e| e.to_string())?;
         resources.apply(objects).map_err(|e| e.to_string())
     };
-    apply(&mut resources, &tag.join("kdd/ipam.yaml"))?;
-    for step in [dir.clone(), dir.join("step2")] {
-        if !step.join("input.yaml").exists() {
-            continue;
-        }
-        apply(&mut resources, &step.join("input.yaml"))?;
-        if step.join("kubectl-input.yaml").exists() {
-            apply(&mut resources, &step.join("kubectl-input.yaml"))?;
-        }
-        let files = render(&resources, NODE, version).map_err(|e| e.to_string())?;
-        for (name, got) in files.files() {
-            let path = step.join("expected").join(name);
-            let expected =
-                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let (want, got) = (normalize(&expected), normalize(got));
-            if want != got {
-                let at = want
-                    .iter()
-                    .zip(&got)
-                    .position(|(a, b)| a != b)
-                    .unwrap_or(want.len().min(got.len()));
-                let label = if step == dir { "" } else { "step2 " };
-                let around = |tokens: &[String]| {
-                    tokens[at.saturating_sub(3)..(at + 5).min(tokens.len())].join(" ")
-                };
-                return Err(format!(
-                    "{label}{name} token {at}: want `{}`, got `{}`",
-                    around(&want),
-                    around(&got)
-                ));
+    let render = |resources: &Resources, node: &str, env: &BTreeMap<String, String>| {
+        let pairs: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let env = NodeEnv::parse(pairs.iter().map(String::as_str)).map_err(|e| e.to_string())?;
+        render_with(resources, node, version, &env).map_err(|e| e.to_string())
+    };
+    for step in steps {
+        match step {
+            Step::Datastore(kind) => {
+                apply(&mut resources, &tag.join("kdd/ipam.yaml"))?;
+                if *kind == "kubernetes" {
+                    apply(&mut resources, &tag.join("kdd/nodes.yaml"))?;
+                }
             }
+            Step::Node(name) => node = name.clone(),
+            // Where Felix's status files are: here they are steps of their own.
+            Step::Env(pair) if pair.starts_with("CALICO_ENDPOINT_STATUS_PATH_PREFIX=") => {}
+            Step::Env(pair) => {
+                let (k, v) = pair.split_once('=').unwrap();
+                env.insert(k.into(), v.into());
+            }
+            Step::EndpointStatus(name, file) => {
+                let json = std::fs::read_to_string(file).map_err(|e| e.to_string())?;
+                resources
+                    .set_endpoint_status(&node, name, &json)
+                    .map_err(|e| e.to_string())?;
+            }
+            Step::EndpointStatusClear => resources.endpoint_status.clear(),
+            Step::Unenv(key) => {
+                env.remove(key);
+            }
+            Step::Apply(file) => apply(&mut resources, file)?,
+            Step::Delete {
+                kind,
+                name,
+                namespace,
+            } => {
+                // As in the suite's shell, deleting what is not there is no failure.
+                resources.delete_named(kind, name, namespace.as_deref());
+            }
+            Step::DeleteFile(file) => {
+                for object in load(file).map_err(|e| e.to_string())? {
+                    resources.delete_named(object.kind(), object.name(), None);
+                }
+            }
+            Step::Expect(dir) => {
+                let files = render(&resources, &node, &env)?;
+                renders.push(files.clone());
+                compare(dir, &files)?;
+                checks += 1;
+            }
+            Step::ExpectPeerings(n) => {
+                let files = render(&resources, &node, &env)?;
+                renders.push(files.clone());
+                let got = files
+                    .bird
+                    .lines()
+                    .filter(|l| l.contains("protocol bgp"))
+                    .count();
+                if got != *n {
+                    return Err(format!("{got} `protocol bgp` lines, want {n}"));
+                }
+                checks += 1;
+            }
+            Step::Unmapped(line) => {
+                return Err(format!("needs a step the harness does not take: {line}"))
+            }
+        }
+    }
+    Ok(checks)
+}
+
+/// Compares each expected file in `dir` with the render, token by token.
+fn compare(dir: &Path, files: &BirdFiles) -> Result<(), String> {
+    let label = dir
+        .strip_prefix(suites())
+        .unwrap_or(dir)
+        .to_string_lossy()
+        .into_owned();
+    for (name, got) in files.files() {
+        let path = dir.join(name);
+        let Ok(expected) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let (want, got) = (normalize(&expected), normalize(got));
+        if want != got {
+            let at = want
+                .iter()
+                .zip(&got)
+                .position(|(a, b)| a != b)
+                .unwrap_or(want.len().min(got.len()));
+            let around = |tokens: &[String]| {
+                tokens[at.saturating_sub(3)..(at + 5).min(tokens.len())].join(" ")
+            };
+            return Err(format!(
+                "{label}/{name} token {at}: want `{}`, got `{}`",
+                around(&want),
+                around(&got)
+            ));
         }
     }
     Ok(())
@@ -115,13 +271,16 @@ fn suite(tag: &str) {
     let known = known_differences();
     let all = cases(&dir);
     assert!(!all.is_empty(), "{tag}: no cases");
-    let mut passed = 0;
+    let (mut passed, mut checks) = (0, 0);
     let mut problems = Vec::new();
-    for case in &all {
+    for (case, steps) in &all {
         let listed = known.get(&(tag.to_string(), case.clone()));
-        match (run_case(&dir, version, case), listed) {
-            (Ok(()), None) => passed += 1,
-            (Ok(()), Some(_)) => problems.push(format!(
+        match (run_case(&dir, version, steps, &mut Vec::new()), listed) {
+            (Ok(n), None) => {
+                passed += 1;
+                checks += n;
+            }
+            (Ok(_), Some(_)) => problems.push(format!(
                 "{case} passes now: remove it from known-differences.txt"
             )),
             (Err(e), None) => problems.push(format!("{case}: {e}")),
@@ -129,7 +288,7 @@ fn suite(tag: &str) {
         }
     }
     println!(
-        "{tag}: {passed} of {} IPv4 cases reproduced exactly; {} known differences",
+        "{tag}: {passed} of {} IPv4 cases reproduced exactly ({checks} renders compared); {} known differences",
         all.len(),
         all.len() - passed - problems.len()
     );
@@ -173,7 +332,7 @@ fn every_suite_has_its_test_and_every_listed_difference_names_a_real_case() {
     assert_eq!(found, TAGS);
     for (tag, case) in known_differences().keys() {
         assert!(
-            cases(&suites().join(tag)).contains(case),
+            cases(&suites().join(tag)).iter().any(|(c, _)| c == case),
             "known-differences.txt names {tag} {case}, which is no case"
         );
     }
@@ -185,60 +344,56 @@ fn every_suite_has_its_test_and_every_listed_difference_names_a_real_case() {
 fn every_rendered_file_has_its_expected_file_in_every_case() {
     for tag in TAGS {
         let dir = suites().join(tag);
-        for case in cases(&dir) {
-            for name in BirdFiles::NAMES {
-                let path = dir.join("cases").join(&case).join("expected").join(name);
-                assert!(path.exists(), "{}", path.display());
+        for (_, steps) in cases(&dir) {
+            for step in steps {
+                if let Step::Expect(expected) = step {
+                    for name in BirdFiles::NAMES {
+                        let path = expected.join(name);
+                        assert!(path.exists(), "{}", path.display());
+                    }
+                }
             }
         }
     }
 }
 
-/// Every version's render of every case whose inputs it takes, adapted for
-/// upstream BIRD 1.6 as the emulated nodes run it, is accepted by `bird -p`.
+/// Every render of every version's cases, adapted for upstream BIRD 1.6 as the
+/// emulated nodes run it, is accepted by `bird -p`.
 #[test]
 fn every_versions_renders_parse_on_upstream_bird() {
-    let mut parsed = 0;
+    let mut renders = Vec::new();
     for tag in TAGS {
         let dir = suites().join(tag);
         let version: CalicoVersion = tag.parse().unwrap();
-        for case in cases(&dir) {
-            let mut resources = Resources::default();
-            let inputs = [
-                dir.join("kdd/ipam.yaml"),
-                dir.join("cases").join(&case).join("input.yaml"),
-            ];
-            if inputs
-                .iter()
-                .any(|f| load(f).map(|o| resources.apply(o)).is_err())
-            {
-                continue;
+        for (case, steps) in cases(&dir) {
+            let before = renders.len();
+            let _ = run_case(&dir, version, &steps, &mut renders);
+            for files in &mut renders[before..] {
+                files.bird = format!("# {tag} {case}\n{}", files.bird);
             }
-            let Ok(files) = render(&resources, NODE, version) else {
-                continue;
-            };
-            let files = calico_lab::calico::bird::upstream(&files);
-            let scratch = tempfile::tempdir().unwrap();
-            for (name, text) in files.files() {
-                std::fs::write(scratch.path().join(name), text).unwrap();
-            }
-            let out = std::process::Command::new("bird")
-                .args(["-p", "-c", "bird.cfg"])
-                .current_dir(scratch.path())
-                .output()
-                .expect("`bird` (installed by ci/bootstrap) runs");
-            assert!(
-                out.status.success(),
-                "{tag} {case}: bird -p: {}\n{}\n{}",
-                String::from_utf8_lossy(&out.stderr),
-                files.bird,
-                files.ipam
-            );
-            parsed += 1;
         }
     }
-    println!("{parsed} renders parsed by upstream BIRD");
-    assert!(parsed > 100, "{parsed}");
+    let scratch = tempfile::tempdir().unwrap();
+    for files in &renders {
+        let files = calico_lab::calico::bird::upstream(files);
+        for (name, text) in files.files() {
+            std::fs::write(scratch.path().join(name), text).unwrap();
+        }
+        let out = std::process::Command::new("bird")
+            .args(["-p", "-c", "bird.cfg"])
+            .current_dir(scratch.path())
+            .output()
+            .expect("`bird` (installed by ci/bootstrap) runs");
+        assert!(
+            out.status.success(),
+            "bird -p: {}\n{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            files.bird,
+            files.ipam
+        );
+    }
+    println!("{} renders parsed by upstream BIRD", renders.len());
+    assert!(renders.len() > 300, "{}", renders.len());
 }
 
 /// `UPDATE_KNOWN_DIFFERENCES=1 cargo nextest run --test conformance update_known`:
@@ -259,8 +414,8 @@ fn update_known_differences() {
     for tag in TAGS {
         let dir = suites().join(tag);
         let version: CalicoVersion = tag.parse().unwrap();
-        for case in cases(&dir) {
-            if let Err(e) = run_case(&dir, version, &case) {
+        for (case, steps) in cases(&dir) {
+            if let Err(e) = run_case(&dir, version, &steps, &mut Vec::new()) {
                 // Hand-written reasons stay; generated ones are refreshed.
                 let why = known
                     .get(&(tag.to_string(), case.clone()))

@@ -9,7 +9,8 @@ use ipnet::IpNet;
 
 use super::ipam::node_blocks;
 use super::peers::{passive, resolve, Cluster, Mesh, MeshOutcome, NodeInfo, Peer};
-use super::resources::{EncapMode, Resources, SourceAddress};
+use super::resources::{EncapMode, IpPoolSpec, NextHopMode, Resources, SourceAddress};
+use super::services::ServiceRoutes;
 use super::version::CalicoVersion;
 
 /// The three files, named as calico-node names them in /etc/calico/confd/config/.
@@ -37,9 +38,57 @@ pub enum ConfdError {
     #[error("no Calico Node named {0:?} (known: {1})")]
     UnknownNode(String, String),
     #[error(
+        "{kind} {name:?}: {field} needs Calico v3.{since} or later; this render is for {version}"
+    )]
+    TooNew {
+        kind: &'static str,
+        name: String,
+        field: &'static str,
+        since: u16,
+        version: CalicoVersion,
+    },
+    #[error("{kind} {name:?}: {field} is not emulated yet")]
+    NotEmulated {
+        kind: &'static str,
+        name: String,
+        field: &'static str,
+    },
+    #[error("environment {0:?}: not KEY=VALUE")]
+    BadEnvironment(String),
+    #[error("environment {0:?}: the emulated calico-node reads only {known}", known = NodeEnv::KNOWN.join(", "))]
+    UnknownEnvironment(String),
+    #[error(
         "prefixAdvertisements of {cidr}: community {name:?} is neither defined nor aa:nn[:mm]"
     )]
     UnknownCommunity { cidr: String, name: String },
+}
+
+/// The environment variables of calico-node that change what confd writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeEnv {
+    /// `CALICO_ROUTER_ID`: an IPv4 address, or `hash` (one derived from the node name).
+    pub router_id: Option<String>,
+}
+
+impl NodeEnv {
+    pub const KNOWN: [&'static str; 1] = ["CALICO_ROUTER_ID"];
+
+    /// Reads `KEY=VALUE` pairs; a key calico-node's confd does not read is an error.
+    pub fn parse<'a>(pairs: impl IntoIterator<Item = &'a str>) -> Result<NodeEnv, ConfdError> {
+        let mut env = NodeEnv::default();
+        for pair in pairs {
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| ConfdError::BadEnvironment(pair.into()))?;
+            match key {
+                "CALICO_ROUTER_ID" => {
+                    env.router_id = Some(value.into()).filter(|v: &String| !v.is_empty())
+                }
+                _ => return Err(ConfdError::UnknownEnvironment(key.into())),
+            }
+        }
+        Ok(env)
+    }
 }
 
 /// Renders the node's files from the cluster's resources, as calico-node `version`
@@ -49,34 +98,37 @@ pub fn render(
     node: &str,
     version: CalicoVersion,
 ) -> Result<BirdFiles, ConfdError> {
+    render_with(resources, node, version, &NodeEnv::default())
+}
+
+/// [`render`] for a calico-node with that environment.
+pub fn render_with(
+    resources: &Resources,
+    node: &str,
+    version: CalicoVersion,
+    env: &NodeEnv,
+) -> Result<BirdFiles, ConfdError> {
+    super::version::check_fields(resources, version)?;
     let cluster = Cluster::new(resources);
     let Some(me) = cluster.nodes.get(node) else {
         let known: Vec<&str> = cluster.nodes.keys().map(String::as_str).collect();
         return Err(ConfdError::UnknownNode(node.into(), known.join(", ")));
     };
+    let peers = resolve(&cluster, node, version).unwrap_or_else(no_peers);
     Ok(BirdFiles {
-        bird: bird_cfg(&cluster, me, version)?,
-        aggr: aggr_cfg(resources, node, version),
+        bird: bird_cfg(&cluster, me, &peers, version, env)?,
+        aggr: aggr_cfg(&cluster, node, &peers, version),
         ipam: ipam_cfg(&cluster, me, version),
     })
 }
 
-/// Service CIDRs every node advertises (BGPConfiguration `default`), IPv4 only.
-fn service_cidrs(cluster: &Cluster) -> Vec<String> {
-    let Some(g) = cluster.global() else {
-        return Vec::new();
-    };
-    let set: BTreeSet<String> = g
-        .service_cluster_ips
-        .iter()
-        .chain(&g.service_external_ips)
-        .filter_map(|c| match c.cidr {
-            IpNet::V4(n) => Some(format!("{}-{}", n.network(), n.prefix_len())),
-            IpNet::V6(_) => None,
-        })
-        .collect();
-    // confd keys them `<net>-<len>` and writes them in key order.
-    set.into_iter().map(|k| k.replacen('-', "/", 1)).collect()
+/// `CALICO_ROUTER_ID=hash`: the first four bytes of the node name's SHA-256, the
+/// first kept below 224 (no multicast or reserved router ids), as confd computes it.
+pub fn hashed_router_id(node: &str) -> std::net::Ipv4Addr {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(node.as_bytes());
+    let first = if hash[0] > 223 { hash[0] - 32 } else { hash[0] };
+    std::net::Ipv4Addr::new(first, hash[1], hash[2], hash[3])
 }
 
 fn debug_line(cluster: &Cluster, node: &str) -> Option<&'static str> {
@@ -169,7 +221,9 @@ protocol device {
 fn bird_cfg(
     cluster: &Cluster,
     me: &NodeInfo,
+    peers: &super::peers::NodePeers,
     version: CalicoVersion,
+    env: &NodeEnv,
 ) -> Result<String, ConfdError> {
     let debug = debug_line(cluster, &me.name);
     let debug = debug.map(|d| format!("{d}\n")).unwrap_or_default();
@@ -177,57 +231,55 @@ fn bird_cfg(
     out.push_str(
         "\n# Generated by confd\ninclude \"bird_aggr.cfg\";\ninclude \"bird_ipam.cfg\";\n\n",
     );
-    let Some(ip) = me.ip() else {
-        // calico-node without an IPv4 address runs no IPv4 BGP.
-        out.push_str("# IPv4 disabled on this node.\n");
-        return Ok(out);
+    let ip = me.ip();
+    let router_id = match env.router_id.as_deref() {
+        Some("hash") => hashed_router_id(&me.name).to_string(),
+        Some(id) => id.to_string(),
+        None => ip.map(|ip| ip.to_string()).unwrap_or_default(),
     };
-    let _ = writeln!(out, "router id {ip};");
-    let bind = cluster
-        .global()
-        .and_then(|g| g.bind_mode.as_deref())
+    let _ = writeln!(out, "router id {router_id};");
+    let own = cluster.resources.per_node(&me.name);
+    let global = cluster.global();
+    let bind = own
+        .and_then(|c| c.bind_mode.as_deref())
+        .or_else(|| global.and_then(|g| g.bind_mode.as_deref()))
         .is_some_and(|m| m == "NodeIP");
-    let address = if bind {
-        format!(" address {ip}")
-    } else {
-        String::new()
+    let address = match ip {
+        Some(ip) if bind => format!(" address {ip}"),
+        _ => String::new(),
     };
-    let node_port = cluster
-        .resources
-        .per_node(&me.name)
-        .and_then(|c| c.listen_port);
-    let global_port = cluster.global().and_then(|g| g.listen_port);
-    match (node_port, global_port) {
-        (Some(p), _) => {
-            let _ = writeln!(out, "# Set node listen_port\nlisten bgp{address} port {p};");
-        }
-        (None, Some(p)) => {
-            let _ = writeln!(
-                out,
-                "# Set global listen_port\nlisten bgp{address} port {p};"
-            );
-        }
-        (None, None) if bind => {
-            let _ = writeln!(out, "listen bgp{address};");
-        }
-        _ => {}
+    let node_port = own.and_then(|c| c.listen_port);
+    let global_port = global.and_then(|g| g.listen_port);
+    let port = node_port
+        .or(global_port)
+        .map(|p| format!(" port {p}"))
+        .unwrap_or_default();
+    if !address.is_empty() || !port.is_empty() {
+        let _ = writeln!(out, "listen bgp{address}{port};");
     }
     out.push_str(KERNEL_DEVICE);
     out.push_str(&debug);
     out.push_str("  scan time 2;    # Scan interfaces every 2 seconds\n}\n\nprotocol direct {\n");
     out.push_str(&debug);
-    out.push_str(
-        "  interface -\"cali*\", -\"kube-ipvs*\", \"*\"; # Exclude cali* and kube-ipvs* but\n                                          # include everything else.\n}\n",
-    );
-
-    let services = service_cidrs(cluster);
-    if !services.is_empty() {
-        out.push_str("\n# Service CIDRs this node advertises.\nprotocol static static_routes {\n");
-        for cidr in &services {
-            let _ = writeln!(out, "  route {cidr} blackhole;");
+    let ignored: Vec<&String> = own
+        .filter(|c| !c.ignored_interfaces.is_empty())
+        .or(global)
+        .map(|c| c.ignored_interfaces.iter().collect())
+        .unwrap_or_default();
+    if ignored.is_empty() {
+        out.push_str("  interface -\"cali*\", -\"kube-ipvs*\", \"*\"; # Exclude cali* and kube-ipvs* but\n                                          # include everything else.\n}\n");
+    } else {
+        out.push_str("  interface ");
+        for i in ignored {
+            let _ = write!(out, "-\"{i}\", ");
         }
-        out.push_str("}\n");
+        out.push_str("-\"cali*\", -\"kube-ipvs*\", \"*\";\n}\n");
     }
+    let Some(ip) = ip else {
+        // calico-node without an IPv4 address runs no IPv4 BGP.
+        out.push_str("\n# IPv4 disabled on this node.\n");
+        return Ok(out);
+    };
 
     let template_filters = if version.per_peer_filters() {
         ""
@@ -246,13 +298,13 @@ fn bird_cfg(
     );
 
     if version.per_peer_filters() {
-        out.push_str(
-            "\n# -------------- BGP Filters ------------------\n# No v4 BGPFilters configured\n",
-        );
+        out.push_str("\n# -------------- BGP Filters ------------------\n");
+        for line in super::filters::functions(cluster.resources, version) {
+            let _ = writeln!(out, "{line}");
+        }
     }
-    let peers = resolve(cluster, &me.name).unwrap_or_else(no_peers);
     if version.metric_local_pref() {
-        out.push_str(&peer_list(&peers, me, ip, version));
+        out.push_str(&peer_list(cluster.resources, peers, me, ip, version));
         return Ok(out);
     }
     out.push_str("\n# ------------- Node-to-node mesh -------------\n");
@@ -279,7 +331,9 @@ fn bird_cfg(
                             e.ip, e.node
                         );
                     }
-                    MeshOutcome::Peer(p) => out.push_str(&protocol(p, me, ip, version)),
+                    MeshOutcome::Peer(p) => {
+                        out.push_str(&protocol(cluster.resources, p, me, ip, version))
+                    }
                 }
             }
         }
@@ -304,13 +358,29 @@ fn bird_cfg(
             let _ = writeln!(out, "{none}");
         }
         for (key, p) in peers {
+            if p.local_workload {
+                let _ = writeln!(out, "\n# Skipping local bgp peer ({})", p.ip);
+                continue;
+            }
             let _ = writeln!(out, "\n# For peer {prefix}/{key}");
             match &p.skip {
                 Some(why) => {
                     let _ = writeln!(out, "# {why}");
                 }
-                None => out.push_str(&protocol(p, me, ip, version)),
+                None => out.push_str(&protocol(cluster.resources, p, me, ip, version)),
             }
+        }
+        // Workloads peering with this node, after the section's other peers.
+        let mut locals = peers.iter().filter(|(_, p)| p.local_workload).peekable();
+        if locals.peek().is_some() {
+            let _ = writeln!(
+                out,
+                "\n# ------------- {title}: local workload peers -------------"
+            );
+        }
+        for (key, p) in locals {
+            let _ = writeln!(out, "# For peer {prefix}/{key}");
+            out.push_str(&protocol(cluster.resources, p, me, ip, version));
         }
     }
     Ok(out)
@@ -319,6 +389,7 @@ fn bird_cfg(
 /// v3.32's peer section: every peer the node runs, mesh first, then global, then
 /// node-specific; skipped ones leave nothing.
 fn peer_list(
+    resources: &Resources,
     peers: &super::peers::NodePeers,
     me: &NodeInfo,
     ip: std::net::Ipv4Addr,
@@ -330,13 +401,13 @@ fn peer_list(
     }
     let mut out = String::from("# BGP Protocol Configurations\n");
     for p in all {
-        out.push_str(&protocol(p, me, ip, version));
+        out.push_str(&protocol(resources, p, me, ip, version));
     }
     out
 }
 
 /// v3.32's import filter: routes with a high LOCAL_PREF (a low metric) win.
-const METRIC_IMPORT: &str = "  import filter {\n    if (defined(bgp_local_pref)&&(bgp_local_pref > 2147482623)) then\n      preference = 200;\n    accept;\n  };\n";
+const METRIC_IMPORT: &str = "    if (defined(bgp_local_pref)&&(bgp_local_pref > 2147482623)) then\n      preference = 200;\n    accept;\n  };\n";
 
 /// v3.32's export filter head: LOCAL_PREF from the kernel metric (or back).
 const METRIC_EXPORT: &str = "  export filter {\n    if (defined(source) && source = RTS_BGP && defined(bgp_local_pref)) then {\n      krt_metric = 2147483647 - bgp_local_pref;\n    } else {\n      if (!defined(krt_metric)) then { krt_metric = 1024; }\n      bgp_local_pref = 2147483647 - krt_metric;\n    }\n";
@@ -352,16 +423,46 @@ fn no_peers() -> super::peers::NodePeers {
 /// A mesh peer's import and export from v3.26 on.
 const MESH_FILTERS: &str = "  import all;        # Import all routes, since we don't know what the upstream\n                     # topology is and therefore have to trust the ToR/RR.\n  export filter {\n    calico_export_to_bgp_peers();\n    reject;\n  };  # Only want to export routes for workloads.\n";
 
-/// Any other peer's import and export filters from v3.26 on (no BGPFilter applied).
-const PEER_FILTERS: &str = "  import filter {\n    accept; # Prior to introduction of BGP Filters we used \"import all\" so use default accept behaviour on import\n  };\n  export filter {\n    calico_export_to_bgp_peers();\n    reject; # Prior to introduction of BGP Filters anything not explicitly exported through calico_export_to_bgp_peers()\n            # was rejected so use default reject behaviour on export\n  };  # Only want to export routes for workloads.\n";
+/// Any other peer's import and export filters from v3.26 on: its BGPFilters' calls,
+/// then the default of before BGPFilters (import all, export workloads only).
+fn peer_filters(calls: (Vec<String>, Vec<String>), export_call: &str) -> String {
+    let mut out = String::from("  import filter {\n");
+    for c in &calls.0 {
+        let _ = writeln!(out, "    {c}");
+    }
+    out.push_str("    accept; # Prior to introduction of BGP Filters we used \"import all\" so use default accept behaviour on import\n  };\n  export filter {\n");
+    for c in &calls.1 {
+        let _ = writeln!(out, "    {c}");
+    }
+    let _ = writeln!(out, "    {export_call}");
+    out.push_str("    reject; # Prior to introduction of BGP Filters anything not explicitly exported through calico_export_to_bgp_peers()\n            # was rejected so use default reject behaviour on export\n  };  # Only want to export routes for workloads.\n");
+    out
+}
+
+/// The calls a peer's BGPFilters add to its import and export filters.
+fn filter_calls(resources: &Resources, p: &Peer, same_as: bool) -> (Vec<String>, Vec<String>) {
+    use super::filters::{calls, Direction};
+    (
+        calls(resources, &p.filters, Direction::Import, same_as),
+        calls(resources, &p.filters, Direction::Export, same_as),
+    )
+}
 
 /// One `protocol bgp` block, statements in the template's order.
-fn protocol(p: &Peer, me: &NodeInfo, my_ip: std::net::Ipv4Addr, version: CalicoVersion) -> String {
+fn protocol(
+    resources: &Resources,
+    p: &Peer,
+    me: &NodeInfo,
+    my_ip: std::net::Ipv4Addr,
+    version: CalicoVersion,
+) -> String {
     let mesh = p.kind == super::peers::PeerType::Mesh;
-    let mut out = format!("protocol bgp {} from bgp_template {{\n", p.protocol_name());
     if version.metric_local_pref() {
-        return protocol_v32(p, me, my_ip, mesh);
+        return protocol_v32(resources, p, me, my_ip, mesh);
     }
+    let mut out = format!("protocol bgp {} from bgp_template {{\n", p.protocol_name());
+    // The AS this node presents to the peer (`localASNumber`, v3.31).
+    let local_as = p.local_asn.unwrap_or(me.asn);
     if version.ttl_security_per_peer() {
         match (mesh, p.ttl_security) {
             (true, _) if version.per_peer_filters() => {}
@@ -372,15 +473,22 @@ fn protocol(p: &Peer, me: &NodeInfo, my_ip: std::net::Ipv4Addr, version: CalicoV
             (false, None) => out.push_str("  ttl security off;\n  multihop;\n"),
         }
     }
+    if let Some(asn) = p.local_asn {
+        let _ = writeln!(out, "  local as {asn};");
+    }
     out.push_str(&peer_address(p, my_ip));
     if version.per_peer_filters() {
-        let filters = if mesh { MESH_FILTERS } else { PEER_FILTERS };
+        let same_as = mesh || p.asn == local_as;
         let call = if version.tunnel_route_filter() {
-            format!("calico_export_to_bgp_peers({});", mesh || p.asn == me.asn)
+            format!("calico_export_to_bgp_peers({same_as});")
         } else {
             "calico_export_to_bgp_peers();".to_string()
         };
-        out.push_str(&filters.replace("calico_export_to_bgp_peers();\n", &format!("{call}\n")));
+        if mesh {
+            out.push_str(&MESH_FILTERS.replace("calico_export_to_bgp_peers();", &call));
+        } else {
+            out.push_str(&peer_filters(filter_calls(resources, p, same_as), &call));
+        }
     }
     if passive(p, my_ip) {
         let why = if mesh {
@@ -390,8 +498,47 @@ fn protocol(p: &Peer, me: &NodeInfo, my_ip: std::net::Ipv4Addr, version: CalicoV
         };
         let _ = writeln!(out, "  passive on; # {why}, peer will connect to us.");
     }
-    out.push_str(&peer_options(p, me));
+    if let Some(t) = p.restart_time {
+        let _ = writeln!(out, "  graceful restart time {t};");
+    }
+    if mesh {
+        // The mesh's password follows its restart time.
+        if let Some(pw) = &p.password {
+            let _ = writeln!(out, "  password \"{pw}\";");
+        }
+        out.push_str("}\n");
+        return out;
+    }
+    if let Some(cid) = rr_client_of(p, me, local_as) {
+        let _ = writeln!(out, "  rr client;\n  rr cluster id {cid};");
+    }
+    if let Some(pw) = &p.password {
+        let _ = writeln!(out, "  password \"{pw}\";");
+    }
+    if p.keep_next_hop && p.asn != local_as {
+        out.push_str("  next hop keep;\n");
+    }
+    match p.next_hop_mode {
+        Some(NextHopMode::SelfHop) => out.push_str("  next hop self;\n"),
+        Some(NextHopMode::Keep) => out.push_str("  next hop keep;\n"),
+        Some(NextHopMode::Auto) | None => {}
+    }
+    if let Some(n) = p.allow_local_as {
+        let _ = writeln!(out, "  allow local as {n};");
+    }
+    if p.local_workload {
+        out.push_str("  passive on;\n");
+    }
+    out.push_str("}\n");
     out
+}
+
+/// The cluster id to reflect to `p` with: this node is a route reflector, the peer is
+/// in the AS it presents, and not in its cluster.
+fn rr_client_of<'a>(p: &Peer, me: &'a NodeInfo, local_as: u32) -> Option<&'a String> {
+    me.rr_cluster_id
+        .as_ref()
+        .filter(|cid| p.asn == local_as && &p.rr_cluster_id != *cid)
 }
 
 /// The neighbor statement and, where the peer wants it, the source address.
@@ -410,22 +557,63 @@ fn peer_address(p: &Peer, my_ip: std::net::Ipv4Addr) -> String {
     out
 }
 
-/// The statements that end every `protocol bgp` block, and its closing brace:
-/// restart time, route reflection, next hop, local AS.
-fn peer_options(p: &Peer, me: &NodeInfo) -> String {
-    let mut out = String::new();
+/// One `protocol bgp` block as v3.32 writes it (from Go, not a template).
+fn protocol_v32(
+    resources: &Resources,
+    p: &Peer,
+    me: &NodeInfo,
+    my_ip: std::net::Ipv4Addr,
+    mesh: bool,
+) -> String {
+    let mut out = format!("protocol bgp {} from bgp_template {{\n", p.protocol_name());
+    let local_as = p.local_asn.unwrap_or(me.asn);
+    match (mesh, p.ttl_security) {
+        (true, _) => {}
+        (false, Some(hops)) => {
+            let _ = writeln!(out, "  ttl security on;\n  multihop {hops};");
+        }
+        (false, None) => out.push_str("  ttl security off;\n  multihop;\n"),
+    }
+    if let Some(asn) = p.local_asn {
+        let _ = writeln!(out, "  local as {asn};");
+    }
+    out.push_str(&peer_address(p, my_ip));
+    let same_as = mesh || p.asn == local_as;
+    let (imports, exports) = filter_calls(resources, p, same_as);
+    out.push_str("  import filter {\n");
+    for c in &imports {
+        let _ = writeln!(out, "    {c}");
+    }
+    out.push_str(METRIC_IMPORT);
+    out.push_str(METRIC_EXPORT);
+    for c in &exports {
+        let _ = writeln!(out, "    {c}");
+    }
+    let _ = writeln!(
+        out,
+        "    calico_export_to_bgp_peers({same_as});\n    reject;\n  }};  # Only want to export routes for workloads."
+    );
+    if p.local_workload || passive(p, my_ip) {
+        out.push_str("  passive on;\n");
+    }
     if let Some(t) = p.restart_time {
         let _ = writeln!(out, "  graceful restart time {t};");
     }
-    if let Some(cid) = me
-        .rr_cluster_id
-        .as_ref()
-        .filter(|cid| p.asn == me.asn && &p.rr_cluster_id != *cid)
-    {
+    if let Some(t) = p.keepalive_time {
+        let _ = writeln!(out, "  keepalive time {t};");
+    }
+    if let Some(cid) = rr_client_of(p, me, local_as).filter(|_| !mesh) {
         let _ = writeln!(out, "  rr client;\n  rr cluster id {cid};");
     }
-    if p.keep_next_hop && p.asn != me.asn {
+    if let Some(pw) = &p.password {
+        let _ = writeln!(out, "  password \"{pw}\";");
+    }
+    let keep = p.next_hop_mode == Some(NextHopMode::Keep) || (p.keep_next_hop && p.asn != local_as);
+    if keep {
         out.push_str("  next hop keep;\n");
+    }
+    if p.next_hop_mode == Some(NextHopMode::SelfHop) {
+        out.push_str("  next hop self;\n");
     }
     if let Some(n) = p.allow_local_as {
         let _ = writeln!(out, "  allow local as {n};");
@@ -434,43 +622,59 @@ fn peer_options(p: &Peer, me: &NodeInfo) -> String {
     out
 }
 
-/// One `protocol bgp` block as v3.32 writes it.
-fn protocol_v32(p: &Peer, me: &NodeInfo, my_ip: std::net::Ipv4Addr, mesh: bool) -> String {
-    let mut out = format!("protocol bgp {} from bgp_template {{\n", p.protocol_name());
-    match (mesh, p.ttl_security) {
-        (true, _) => {}
-        (false, Some(hops)) => {
-            let _ = writeln!(out, "  ttl security on;\n  multihop {hops};");
-        }
-        (false, None) => out.push_str("  ttl security off;\n  multihop;\n"),
-    }
-    out.push_str(&peer_address(p, my_ip));
-    out.push_str(METRIC_IMPORT);
-    out.push_str(METRIC_EXPORT);
-    let _ = writeln!(
-        out,
-        "    calico_export_to_bgp_peers({});\n    reject;\n  }};  # Only want to export routes for workloads.",
-        mesh || p.asn == me.asn
-    );
-    if passive(p, my_ip) {
-        out.push_str("  passive on;\n");
-    }
-    out.push_str(&peer_options(p, me));
-    out
-}
-
-fn aggr_cfg(resources: &Resources, node: &str, version: CalicoVersion) -> String {
-    let mut blocks = node_blocks(resources, node);
+fn aggr_cfg(
+    cluster: &Cluster,
+    node: &str,
+    peers: &super::peers::NodePeers,
+    version: CalicoVersion,
+) -> String {
+    let mut blocks = node_blocks(cluster.resources, node);
     if version.skips_pending_blocks() {
         blocks.retain(|b| b.state != "pending");
     }
-    let mut out =
-        String::from("# Generated by confd\n\nprotocol static {\n   # IP blocks for this host.\n");
-    // v3.23 writes no blackhole for /32 blocks (Calico's confd test data).
-    for b in blocks.iter().filter(|b| b.cidr.prefix_len() < 32) {
-        let _ = writeln!(out, "   route {} blackhole;", b.cidr);
+    let mut routes = String::new();
+    if !blocks.is_empty() {
+        routes.push_str("   # IP blocks for this host.\n");
+        // No blackhole for /32 blocks.
+        for b in blocks.iter().filter(|b| b.cidr.prefix_len() < 32) {
+            let _ = writeln!(routes, "   route {} blackhole;", b.cidr);
+        }
     }
-    out.push_str("}\n\n\n# Aggregation of routes on this host; export the block, nothing beneath it.\nfunction calico_aggr ()\n{\n");
+    let statics = super::services::routes(cluster, node, version).advertised;
+    if !statics.is_empty() {
+        routes.push_str("   # Static routes.\n");
+        for cidr in &statics {
+            let _ = writeln!(routes, "   route {cidr} blackhole;");
+        }
+    }
+    if version.ttl_security_per_peer() {
+        // reachableBy: a route to the peer through its gateway.
+        for (title, peers) in [
+            ("global BGP peers", &peers.global),
+            ("node specific BGP peers", &peers.node_specific),
+        ] {
+            let mut first = true;
+            for p in peers.values() {
+                let Some(via) = &p.reachable_by else { continue };
+                if std::mem::take(&mut first) {
+                    let _ = writeln!(routes, "   # Static routes needed for {title}.");
+                }
+                let _ = writeln!(routes, "   route {}/32 via {via};", p.ip);
+            }
+        }
+    }
+    let mut out = String::from("# Generated by confd\n\n");
+    if routes.is_empty() && !version.ttl_security_per_peer() {
+        out.push_str("# No IP blocks or static routes for this host.\n");
+    } else {
+        out.push_str("protocol static {\n");
+        out.push_str(&routes);
+        if routes.is_empty() {
+            out.push_str("   # No IP blocks or static routes for this host.\n");
+        }
+        out.push_str("}\n");
+    }
+    out.push_str("\n\n# Aggregation of routes on this host; export the block, nothing beneath it.\nfunction calico_aggr ()\n{\n");
     for b in &blocks {
         let state = match b.state.as_str() {
             "" => "is implicitly confirmed.",
@@ -497,74 +701,115 @@ fn aggr_cfg(resources: &Resources, node: &str, version: CalicoVersion) -> String
     out
 }
 
-/// v3.32's `bird_ipam.cfg`: pool filters from Go, one line each.
+/// v3.32's `bird_ipam.cfg`: pool filters from Go, one line each, sorted.
 fn ipam_cfg_v32(
-    pools: &[(String, &super::resources::IpPoolSpec)],
-    services: &[String],
+    cluster: &Cluster,
+    pools: &[(String, &IpPoolSpec)],
     me: &NodeInfo,
+    version: CalicoVersion,
 ) -> String {
+    let services = super::services::routes(cluster, &me.name, version);
+    // Felix programs cluster routes when BGPConfiguration says so; BIRD then leaves
+    // them out of the kernel.
+    let bird_programs_cluster_routes = cluster
+        .global()
+        .and_then(|g| g.program_cluster_routes.as_deref())
+        != Some("Disabled");
     let cidr = |key: &str| key.replacen('-', "/", 1);
+    let statement = |net: &str, extra: &str, action: &str, comment: &str| {
+        let comment = if comment.is_empty() {
+            String::new()
+        } else {
+            format!(" # {comment}")
+        };
+        format!("  if (net ~ {net}) then {{ {extra}{action}; }}{comment}")
+    };
+    let mut disabled = Vec::new();
+    let mut enabled = Vec::new();
+    let mut kernel = Vec::new();
+    for (key, p) in pools {
+        let net = cidr(key);
+        if p.disable_bgp_export {
+            disabled.push(statement(&net, "", "reject", "BGP export is disabled."));
+        } else {
+            enabled.push(statement(&net, "", "accept", ""));
+        }
+        let Some(network) = me.ipv4 else { continue };
+        kernel.push(if p.vxlan_mode != EncapMode::Never {
+            statement(&net, "", "reject", "VXLAN routes are handled by Felix.")
+        } else if !bird_programs_cluster_routes {
+            statement(&net, "", "reject", "Cluster routes are handled by Felix.")
+        } else {
+            let tunnel = match p.ipip_mode {
+                EncapMode::Never => String::new(),
+                EncapMode::Always => "krt_tunnel=\"tunl0\"; ".into(),
+                EncapMode::CrossSubnet => format!(
+                    "if (defined(bgp_next_hop)&&(bgp_next_hop ~ {})) then krt_tunnel=\"\"; else krt_tunnel=\"tunl0\"; ",
+                    network.trunc()
+                ),
+            };
+            statement(&net, &tunnel, "accept", "")
+        });
+    }
+    for list in [&mut disabled, &mut enabled, &mut kernel] {
+        list.sort();
+    }
     let mut out = String::from("# Generated by confd\n\nfunction reject_tunnel_routes () {\n  # Don't export tunnel routes to other nodes, Felix programs them.\n  # IPIP routes are handled by Bird, and it does not re-advertise them.\n  if (defined(ifname)) then {\n     if ((ifname ~ \"*.cali\") || (ifname ~ \"*.calico\")) then {\n        reject;\n     }\n  }\n}\n\nfunction reject_local_routes () {\n  # Don't export local routes learned via BPF as they should never leave the node.\n  if (defined(ifname)) then {\n     if (ifname ~ \"bpf*.cali\") then {\n        reject;\n     }\n  }\n}\n\nfunction calico_export_to_bgp_peers(bool internal_peer) {\n  # filter code terminates when it calls `accept;` or `reject;`,\n\n");
-    for (key, _) in pools.iter().filter(|(_, p)| p.disable_bgp_export) {
-        let _ = writeln!(
-            out,
-            "  if (net ~ {}) then {{ reject; }} # BGP export is disabled.",
-            cidr(key)
-        );
+    for line in &disabled {
+        let _ = writeln!(out, "{line}");
     }
     out.push_str("  if (internal_peer) then {\n    reject_tunnel_routes();\n  }\n  reject_local_routes();\n  apply_communities();\n  calico_aggr();\n");
-    if !services.is_empty() {
-        out.push_str("\n  # Export static routes.\n");
-        for s in services {
-            let _ = writeln!(out, "  if ( net ~ {s} ) then {{ accept; }}");
-        }
-    }
-    for (key, _) in pools.iter().filter(|(_, p)| !p.disable_bgp_export) {
-        let _ = writeln!(out, "  if (net ~ {}) then {{ accept; }}", cidr(key));
+    out.push_str(&exported_services(cluster, me, &services));
+    for line in &enabled {
+        let _ = writeln!(out, "{line}");
     }
     out.push_str("}\n\nfilter calico_kernel_programming {\n");
-    if !services.is_empty() {
+    if !services.rejected.is_empty() {
         out.push_str("\n  # Don't program static routes into kernel.\n");
-        for s in services {
+        for s in &services.rejected {
             let _ = writeln!(out, "  if ( net ~ {s} ) then {{ reject; }}");
         }
     }
     out.push_str("  if (defined(source) && (source = RTS_BGP) && !defined(krt_metric)) then {\n      krt_metric = 1024;\n      if (defined(bgp_local_pref)) then {\n          krt_metric = 2147483647 - bgp_local_pref;\n      }\n      if (krt_metric < 1024) then {\n          preference = 200;\n      }\n  }\n");
-    if let Some(network) = me.ipv4 {
-        for (key, p) in pools {
-            let net = cidr(key);
-            let tunnel = if p.ipip_mode == EncapMode::Never {
-                ""
-            } else {
-                "tunl0"
-            };
-            let _ = if p.vxlan_mode != EncapMode::Never {
-                writeln!(
-                    out,
-                    "  if (net ~ {net}) then {{ reject; }} # VXLAN routes are handled by Felix."
-                )
-            } else if p.ipip_mode == EncapMode::CrossSubnet {
-                writeln!(
-                    out,
-                    "  if (net ~ {net}) then {{ if (defined(bgp_next_hop)&&(bgp_next_hop ~ {})) then krt_tunnel=\"\"; else krt_tunnel=\"{tunnel}\"; accept; }}",
-                    network.trunc()
-                )
-            } else if p.ipip_mode == EncapMode::Always {
-                writeln!(
-                    out,
-                    "  if (net ~ {net}) then {{ krt_tunnel=\"{tunnel}\"; accept; }}"
-                )
-            } else {
-                writeln!(out, "  if (net ~ {net}) then {{ accept; }}")
-            };
-        }
+    for line in &kernel {
+        let _ = writeln!(out, "{line}");
     }
     out.push_str("  accept;\n}\n");
     out
 }
 
+/// The service routes a node exports, and, on a route reflector (v3.27), every
+/// route inside the configured LoadBalancer ranges (which it reflects).
+fn exported_services(cluster: &Cluster, me: &NodeInfo, services: &ServiceRoutes) -> String {
+    let mut out = String::new();
+    if !services.advertised.is_empty() {
+        out.push_str("\n  # Export static routes.\n");
+        for s in &services.advertised {
+            let _ = writeln!(out, "  if ( net ~ {s} ) then {{ accept; }}");
+        }
+    }
+    let lb: Vec<IpNet> = cluster
+        .global()
+        .map(|g| {
+            g.service_load_balancer_ips
+                .iter()
+                .filter_map(|c| c.cidr)
+                .collect()
+        })
+        .unwrap_or_default();
+    if me.rr_cluster_id.is_some() && !lb.is_empty() {
+        out.push_str(
+            "\n  # Configured as a RR - accept any routes within configured LB service IP ranges\n",
+        );
+        for net in lb.iter().filter(|n| n.addr().is_ipv4()) {
+            let _ = writeln!(out, "  if ( net ~ {net} ) then {{ accept; }}");
+        }
+    }
+    out
+}
+
 fn ipam_cfg(cluster: &Cluster, me: &NodeInfo, version: CalicoVersion) -> String {
-    let mut pools: Vec<(String, &super::resources::IpPoolSpec)> = cluster
+    let mut pools: Vec<(String, &IpPoolSpec)> = cluster
         .resources
         .ip_pools
         .values()
@@ -575,8 +820,9 @@ fn ipam_cfg(cluster: &Cluster, me: &NodeInfo, version: CalicoVersion) -> String 
         .collect();
     pools.sort_by(|a, b| a.0.cmp(&b.0));
     if version.metric_local_pref() {
-        return ipam_cfg_v32(&pools, &service_cidrs(cluster), me);
+        return ipam_cfg_v32(cluster, &pools, me, version);
     }
+    let services = super::services::routes(cluster, &me.name, version);
     let cidr = |key: &str| key.replacen('-', "/", 1);
 
     let mut out = String::from("# Generated by confd\nfunction reject_disabled_pools ()\n{\n");
@@ -603,10 +849,11 @@ fn ipam_cfg(cluster: &Cluster, me: &NodeInfo, version: CalicoVersion) -> String 
         });
         out.push_str("  # filter code terminates when it calls `accept;` or `reject;`, call reject_disabled_pools() first, then apply_communities() and then calico_aggr()\n  reject_disabled_pools();\n  apply_communities();\n  calico_aggr();\n");
     }
-    let services = service_cidrs(cluster);
-    if !services.is_empty() {
+    if version.tunnel_route_filter() {
+        out.push_str(&exported_services(cluster, me, &services));
+    } else if !services.advertised.is_empty() {
         out.push_str("\n  # Export static routes.\n");
-        for s in &services {
+        for s in &services.advertised {
             let _ = writeln!(out, "  if ( net ~ {s} ) then {{ accept; }}");
         }
     }
@@ -629,9 +876,9 @@ fn ipam_cfg(cluster: &Cluster, me: &NodeInfo, version: CalicoVersion) -> String 
         out.push_str("  reject;\n");
     }
     out.push_str("}\n\n\nfilter calico_kernel_programming {\n");
-    if !services.is_empty() {
+    if !services.rejected.is_empty() {
         out.push_str("  # Don't program static routes into kernel.\n");
-        for s in &services {
+        for s in &services.rejected {
             let _ = writeln!(out, "  if ( net ~ {s} ) then {{ reject; }}");
         }
     }

@@ -161,9 +161,13 @@ pub fn pod_script(pods: &[&Pod], metric: Option<u32>) -> String {
 }
 
 /// The BGP protocols `node` must run, by BIRD name: what its render writes.
-pub fn expected_protocols(resources: &Resources, node: &str) -> Vec<String> {
+pub fn expected_protocols(
+    resources: &Resources,
+    node: &str,
+    version: super::CalicoVersion,
+) -> Vec<String> {
     let cluster = Cluster::new(resources);
-    let Some(peers) = resolve(&cluster, node) else {
+    let Some(peers) = resolve(&cluster, node, version) else {
         return Vec::new();
     };
     peers

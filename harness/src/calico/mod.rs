@@ -8,10 +8,12 @@
 pub mod bird;
 pub mod confd;
 pub mod emulated;
+pub mod filters;
 pub mod ipam;
 pub mod peers;
 pub mod resources;
 pub mod selector;
+pub mod services;
 pub mod version;
 
 pub use resources::{CalicoError, Resources};

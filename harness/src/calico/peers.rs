@@ -1,14 +1,16 @@
 //! Which BGP peerings a node gets, resolved from Calico resources as confd resolves them.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::Ipv4Net;
 
 use super::resources::{
-    go_duration_seconds, split_peer_ip, BgpConfigurationSpec, BgpPeerSpec, Resources, SourceAddress,
+    go_duration_seconds, split_peer_ip, AsNumber, BgpConfigurationSpec, BgpPeerSpec, NextHopMode,
+    Resources, ReversePeering, SourceAddress,
 };
 use super::selector::Selector;
+use super::version::CalicoVersion;
 
 /// Calico's AS number when neither the Node nor BGPConfiguration sets one.
 pub const DEFAULT_AS: u32 = 64512;
@@ -20,14 +22,22 @@ pub struct NodeInfo {
     pub labels: BTreeMap<String, String>,
     /// `spec.bgp.ipv4Address`: the address and its subnet.
     pub ipv4: Option<Ipv4Net>,
+    pub ipv6: Option<Ipv6Addr>,
     pub asn: u32,
     pub rr_cluster_id: Option<String>,
-    pub listen_port: Option<u16>,
+    /// The listen port of the node's own BGPConfiguration `node.<name>`.
+    pub node_listen_port: Option<u16>,
 }
 
 impl NodeInfo {
     pub fn ip(&self) -> Option<Ipv4Addr> {
         self.ipv4.map(|n| n.addr())
+    }
+
+    /// The port the node's BIRD listens on: its own BGPConfiguration's, else the
+    /// global one, else BGP's (`None`).
+    pub fn listen_port(&self, cluster: &Cluster) -> Option<u16> {
+        self.node_listen_port.or(cluster.global_listen_port)
     }
 }
 
@@ -37,6 +47,7 @@ pub struct Cluster<'a> {
     pub resources: &'a Resources,
     pub nodes: BTreeMap<String, NodeInfo>,
     pub global_as: u32,
+    pub global_listen_port: Option<u16>,
 }
 
 impl<'a> Cluster<'a> {
@@ -47,19 +58,21 @@ impl<'a> Cluster<'a> {
         let nodes = resources
             .nodes
             .iter()
-            .map(|(name, (labels, spec))| {
+            .map(|(name, (_, spec))| {
                 let bgp = spec.bgp.clone().unwrap_or_default();
                 let ipv4 = bgp.ipv4_address.as_deref().and_then(parse_v4_with_len);
+                let ipv6 = bgp.ipv6_address.as_deref().and_then(|a| {
+                    let addr = a.split('/').next().unwrap_or(a);
+                    addr.parse::<Ipv6Addr>().ok()
+                });
                 let info = NodeInfo {
                     name: name.clone(),
-                    labels: labels.clone(),
+                    labels: resources.node_labels(name),
                     ipv4,
+                    ipv6,
                     asn: bgp.as_number.map_or(global_as, |a| a.0),
                     rr_cluster_id: bgp.route_reflector_cluster_id.filter(|c| !c.is_empty()),
-                    listen_port: resources
-                        .per_node(name)
-                        .and_then(|c| c.listen_port)
-                        .or(global_port),
+                    node_listen_port: resources.per_node(name).and_then(|c| c.listen_port),
                 };
                 (name.clone(), info)
             })
@@ -68,6 +81,7 @@ impl<'a> Cluster<'a> {
             resources,
             nodes,
             global_as,
+            global_listen_port: global_port,
         }
     }
 
@@ -94,8 +108,24 @@ impl<'a> Cluster<'a> {
         }
     }
 
-    fn node_with_ip(&self, ip: Ipv4Addr) -> Option<&NodeInfo> {
-        self.nodes.values().find(|n| n.ip() == Some(ip))
+    /// The nodes a BGPPeer's `peerIP` points at, by name, as confd matches them: the
+    /// node's address, its AS (the global one when neither says), and, when the
+    /// peerIP has a port, its listen port (confd's own quirk kept: a node whose own
+    /// port matches is still left out when a different global port is set).
+    fn nodes_at(&self, ip: Ipv4Addr, asn: Option<AsNumber>, port: Option<u16>) -> Vec<String> {
+        let asn = asn.map_or(self.global_as, |a| a.0);
+        self.nodes
+            .values()
+            .filter(|n| n.ip() == Some(ip) && n.asn == asn)
+            .filter(|n| match port {
+                None => true,
+                Some(port) => {
+                    n.node_listen_port.is_none_or(|p| p == port)
+                        && self.global_listen_port.is_none_or(|p| p == port)
+                }
+            })
+            .map(|n| n.name.clone())
+            .collect()
     }
 }
 
@@ -116,8 +146,9 @@ pub struct NodePeers {
 
 impl NodePeers {
     /// Every peer the node runs a protocol for, in the order confd writes them:
-    /// mesh, global, node-specific; skipped ones (ourselves, route reflectors) left out.
-    pub fn running(&self) -> Vec<&Peer> {
+    /// mesh, global, global workload peers, node-specific, node-specific workload
+    /// peers; skipped ones (ourselves, route reflectors) left out.
+    pub fn running<'a>(&'a self) -> Vec<&'a Peer> {
         let mesh = match &self.mesh {
             Mesh::Enabled(entries) => entries
                 .iter()
@@ -128,12 +159,17 @@ impl NodePeers {
                 .collect(),
             _ => Vec::new(),
         };
-        let explicit = self
-            .global
-            .values()
-            .chain(self.node_specific.values())
-            .filter(|p| p.skip.is_none());
-        mesh.into_iter().chain(explicit).collect()
+        let running = |peers: &'a BTreeMap<String, Peer>, local: bool| {
+            peers
+                .values()
+                .filter(move |p| p.skip.is_none() && p.local_workload == local)
+        };
+        mesh.into_iter()
+            .chain(running(&self.global, false))
+            .chain(running(&self.global, true))
+            .chain(running(&self.node_specific, false))
+            .chain(running(&self.node_specific, true))
+            .collect()
     }
 }
 
@@ -184,34 +220,84 @@ pub struct Peer {
     pub kind: PeerType,
     pub ip: Ipv4Addr,
     pub port: Option<u16>,
+    /// The peer's AS (0 when a BGPPeer by address leaves `asNumber` out, as confd
+    /// passes it on).
     pub asn: u32,
+    /// `localASNumber` (v3.31): the AS this node presents to the peer.
+    pub local_asn: Option<u32>,
     pub source: SourceAddress,
     /// The peer's own route reflector cluster id (`""` for non-Calico peers).
     pub rr_cluster_id: String,
-    /// The peer is a Calico node (by selector, or its peerIP is a node's address).
+    /// The peer's address is a Calico node's (set for BGPPeers by address only).
     pub calico_node: bool,
     pub keep_next_hop: bool,
+    pub next_hop_mode: Option<NextHopMode>,
     pub allow_local_as: Option<u32>,
     pub restart_time: Option<u64>,
+    pub keepalive_time: Option<u64>,
     /// GTSM hop limit (`ttlSecurity`).
     pub ttl_security: Option<u8>,
+    /// The gateway the peer is reached through (`reachableBy`).
+    pub reachable_by: Option<String>,
+    pub filters: Vec<String>,
+    pub password: Option<String>,
+    /// A workload on this node that peers with it (`localWorkloadSelector`): it
+    /// connects to us, and its protocol is named `Local_Workload_...`.
+    pub local_workload: bool,
     /// Why the protocol is not written (`None`: it is).
     pub skip: Option<String>,
 }
 
 impl Peer {
+    fn new(kind: PeerType, ip: Ipv4Addr) -> Peer {
+        Peer {
+            kind,
+            ip,
+            port: None,
+            asn: 0,
+            local_asn: None,
+            source: SourceAddress::UseNodeIp,
+            rr_cluster_id: String::new(),
+            calico_node: false,
+            keep_next_hop: false,
+            next_hop_mode: None,
+            allow_local_as: None,
+            restart_time: None,
+            keepalive_time: None,
+            ttl_security: None,
+            reachable_by: None,
+            filters: Vec::new(),
+            password: None,
+            local_workload: false,
+            skip: None,
+        }
+    }
+
     /// BIRD protocol name: `Mesh_10_1_5_11`, `Node_10_1_5_1`, `Global_10_0_0_1_port_166`.
     pub fn protocol_name(&self) -> String {
         let id = self.ip.to_string().replace('.', "_");
+        let prefix = if self.local_workload {
+            "Local_Workload"
+        } else {
+            self.kind.prefix()
+        };
         match (self.kind, self.port) {
-            (PeerType::Mesh, _) | (_, None) => format!("{}_{id}", self.kind.prefix()),
-            (_, Some(port)) => format!("{}_{id}_port_{port}", self.kind.prefix()),
+            (PeerType::Mesh, _) | (_, None) => format!("{prefix}_{id}"),
+            (_, Some(port)) => format!("{prefix}_{id}_port_{port}"),
+        }
+    }
+
+    /// confd's key for the peering: `<ip>` or `<ip>-<port>`; listings sort by it.
+    fn key(&self) -> String {
+        match self.port {
+            Some(port) => format!("{}-{port}", self.ip),
+            None => self.ip.to_string(),
         }
     }
 }
 
 /// Resolves `node`'s peers. `None` when the node is unknown.
-pub fn resolve(cluster: &Cluster, node: &str) -> Option<NodePeers> {
+pub fn resolve(cluster: &Cluster, node: &str, version: CalicoVersion) -> Option<NodePeers> {
     let me = cluster.nodes.get(node)?;
     let my_ip = me.ip();
     let mesh = if let Some(cid) = &me.rr_cluster_id {
@@ -219,6 +305,13 @@ pub fn resolve(cluster: &Cluster, node: &str) -> Option<NodePeers> {
     } else if !cluster.mesh_enabled() {
         Mesh::Disabled
     } else {
+        let global = cluster.global();
+        let restart_time = global
+            .and_then(|g| g.node_mesh_max_restart_time.as_deref())
+            .and_then(|d| go_duration_seconds(d).ok());
+        let password = global
+            .and_then(|g| g.node_mesh_password.as_ref())
+            .and_then(|p| cluster.resources.password(p));
         Mesh::Enabled(
             cluster
                 .nodes
@@ -231,18 +324,12 @@ pub fn resolve(cluster: &Cluster, node: &str) -> Option<NodePeers> {
                         MeshOutcome::RouteReflector(cid.clone())
                     } else {
                         MeshOutcome::Peer(Peer {
-                            kind: PeerType::Mesh,
-                            ip,
-                            port: other.listen_port,
+                            port: other.listen_port(cluster),
                             asn: other.asn,
-                            source: SourceAddress::UseNodeIp,
-                            rr_cluster_id: String::new(),
                             calico_node: true,
-                            keep_next_hop: false,
-                            allow_local_as: None,
-                            restart_time: None,
-                            ttl_security: None,
-                            skip: None,
+                            restart_time,
+                            password: password.clone(),
+                            ..Peer::new(PeerType::Mesh, ip)
                         })
                     };
                     Some(MeshEntry {
@@ -255,30 +342,74 @@ pub fn resolve(cluster: &Cluster, node: &str) -> Option<NodePeers> {
         )
     };
 
-    let mut global = BTreeMap::new();
-    let mut node_specific = BTreeMap::new();
-    for spec in cluster.resources.bgp_peers.values() {
-        for (local, peer) in peerings(cluster, spec) {
-            let (map, kind) = match &local {
-                Local::Global => (&mut global, PeerType::Global),
-                Local::Node(name) if name == node => (&mut node_specific, PeerType::NodeSpecific),
-                Local::Node(_) => continue,
-            };
-            let mut peer = Peer { kind, ..peer };
-            let key = match peer.port {
-                Some(port) => format!("{}-{port}", peer.ip),
-                None => peer.ip.to_string(),
-            };
+    // confd's passes: global peerings first, then node-specific ones, then the
+    // reverse of each peering between Calico nodes; the first peering emitted under a
+    // key wins, and a node-specific one is dropped where a global one has its key.
+    let mut global: BTreeMap<String, Peer> = BTreeMap::new();
+    let mut node_specific: BTreeMap<String, Peer> = BTreeMap::new();
+    let peers = &cluster.resources.bgp_peers;
+    for global_pass in [true, false] {
+        for (name, spec) in peers {
+            let is_global = spec.node.is_none() && spec.node_selector.is_none();
+            if is_global != global_pass {
+                continue;
+            }
+            if !global_pass && !local_nodes(cluster, spec).iter().any(|n| n == node) {
+                continue;
+            }
+            for peer in forward_peers(cluster, node, name, spec, version) {
+                if global_pass {
+                    global.entry(peer.key()).or_insert(peer);
+                } else if !global.contains_key(&peer.key()) {
+                    node_specific.entry(peer.key()).or_insert(peer);
+                }
+            }
+        }
+    }
+    for spec in peers.values() {
+        if spec.reverse_peering == Some(ReversePeering::Manual)
+            || spec.local_workload_selector.is_some()
+        {
+            continue;
+        }
+        let reversed_to: Vec<String> = match (&spec.peer_selector, &spec.peer_ip) {
+            (Some(sel), _) => cluster
+                .matching(sel)
+                .iter()
+                .map(|n| n.name.clone())
+                .collect(),
+            (None, Some(text)) => match split_peer_ip(text) {
+                // A peering by IPv6 address reverses over IPv6 only: nothing here.
+                Ok((IpAddr::V4(ip), port)) => cluster.nodes_at(ip, spec.as_number, port),
+                _ => Vec::new(),
+            },
+            (None, None) => Vec::new(),
+        };
+        if !reversed_to.iter().any(|n| n == node) {
+            continue;
+        }
+        let peer_nodes: Vec<&NodeInfo> = match (&spec.node, &spec.node_selector) {
+            (_, Some(sel)) => cluster.matching(sel),
+            (Some(name), None) => cluster.nodes.get(name).into_iter().collect(),
+            (None, None) => cluster.nodes.values().collect(),
+        };
+        for n in peer_nodes {
+            if let Some(peer) = node_as_peer(cluster, n, spec, version) {
+                if !global.contains_key(&peer.key()) {
+                    node_specific.entry(peer.key()).or_insert(peer);
+                }
+            }
+        }
+    }
+    for (kind, peers) in [
+        (PeerType::Global, &mut global),
+        (PeerType::NodeSpecific, &mut node_specific),
+    ] {
+        for peer in peers.values_mut() {
+            peer.kind = kind;
             if Some(peer.ip) == my_ip {
                 peer.skip = Some(format!("Skipping ourselves ({})", peer.ip));
             }
-            map.entry(key).or_insert(peer);
-        }
-    }
-    // Two sessions to one address cannot both come up; the global peer wins.
-    for peer in node_specific.values_mut() {
-        if peer.skip.is_none() && global.values().any(|g: &Peer| g.ip == peer.ip) {
-            peer.skip = Some(format!("Skipping {} as it is also a global peer", peer.ip));
         }
     }
     Some(NodePeers {
@@ -300,92 +431,166 @@ pub fn passive(peer: &Peer, my_ip: Ipv4Addr) -> bool {
     }
 }
 
-#[derive(Clone)]
-enum Local {
-    Global,
-    Node(String),
+/// The nodes a BGPPeer's `node` or `nodeSelector` names (none for a global peer).
+fn local_nodes(cluster: &Cluster, spec: &BgpPeerSpec) -> Vec<String> {
+    match (&spec.node, &spec.node_selector) {
+        (_, Some(sel)) => cluster
+            .matching(sel)
+            .iter()
+            .map(|n| n.name.clone())
+            .collect(),
+        (Some(name), None) => vec![name.clone()],
+        (None, None) => Vec::new(),
+    }
 }
 
-/// Every (local side, peer) pair one BGPPeer creates, peerSelector's reverse
-/// direction included (the selected nodes peer back with the local nodes).
-fn peerings(cluster: &Cluster, spec: &BgpPeerSpec) -> Vec<(Local, Peer)> {
-    let global = cluster.global();
-    let base = Peer {
-        kind: PeerType::Global,
-        ip: Ipv4Addr::UNSPECIFIED,
-        port: None,
-        asn: 0,
-        source: spec.source_address.unwrap_or(SourceAddress::UseNodeIp),
-        rr_cluster_id: String::new(),
-        calico_node: false,
-        keep_next_hop: spec.keep_original_next_hop,
-        allow_local_as: spec.num_allowed_local_as_numbers.filter(|n| *n > 0),
-        restart_time: spec
-            .max_restart_time
-            .as_deref()
-            .and_then(|d| go_duration_seconds(d).ok()),
-        ttl_security: spec.ttl_security.filter(|t| *t > 0),
-        skip: None,
-    };
-    let locals: Vec<Local> = if let Some(node) = &spec.node {
-        vec![Local::Node(node.clone())]
-    } else if let Some(sel) = &spec.node_selector {
-        cluster
+/// The peers a BGPPeer names: the workloads on `node` that Felix says peer through
+/// it (`localWorkloadSelector`), the nodes its `peerSelector` selects, or its
+/// `peerIP`.
+fn forward_peers(
+    cluster: &Cluster,
+    node: &str,
+    name: &str,
+    spec: &BgpPeerSpec,
+    version: CalicoVersion,
+) -> Vec<Peer> {
+    if spec.local_workload_selector.is_some() {
+        let statuses = cluster.resources.endpoint_status.get(node);
+        return statuses
+            .into_iter()
+            .flat_map(|s| s.values())
+            .filter(|s| s.bgp_peer_name == name)
+            .filter_map(|s| {
+                let net = s.ipv4_nets.first()?;
+                let ip = net.split('/').next()?.parse::<Ipv4Addr>().ok()?;
+                Some(Peer {
+                    asn: spec.as_number.map_or(0, |a| a.0),
+                    local_asn: spec
+                        .local_as_number
+                        .filter(|_| version.local_as_numbers())
+                        .map(|a| a.0),
+                    filters: filters(spec, version),
+                    source: SourceAddress::None,
+                    local_workload: true,
+                    ..Peer::new(PeerType::Global, ip)
+                })
+            })
+            .collect();
+    }
+    if let Some(sel) = &spec.peer_selector {
+        return cluster
             .matching(sel)
             .into_iter()
-            .map(|n| Local::Node(n.name.clone()))
-            .collect()
-    } else {
-        vec![Local::Global]
+            .filter_map(|n| node_as_peer(cluster, n, spec, version))
+            .collect();
+    }
+    let Some(Ok((IpAddr::V4(ip), port))) = spec.peer_ip.as_deref().map(split_peer_ip) else {
+        return Vec::new(); // IPv6 peers belong to bird6.cfg, not rendered here.
     };
-    let as_peer = |n: &NodeInfo| -> Option<Peer> {
-        Some(Peer {
-            ip: n.ip()?,
-            port: n.listen_port,
-            asn: n.asn,
-            rr_cluster_id: n.rr_cluster_id.clone().unwrap_or_default(),
-            calico_node: true,
-            ..base.clone()
-        })
-    };
-
-    let mut out = Vec::new();
-    if let Some(sel) = &spec.peer_selector {
-        let selected = cluster.matching(sel);
-        for local in &locals {
-            for n in &selected {
-                if let Some(p) = as_peer(n) {
-                    out.push((local.clone(), p));
-                }
+    // Without a port, a peer at a Calico node's address is reached on its listen port.
+    let port = port.or_else(|| {
+        let nodes = cluster.nodes_at(ip, spec.as_number, None);
+        nodes
+            .first()
+            .and_then(|n| cluster.nodes.get(n))
+            .and_then(|n| n.listen_port(cluster))
+    });
+    if version.ttl_security_per_peer() {
+        if let Some(via) = &spec.reachable_by {
+            // confd drops a peering whose gateway is not an address of its family.
+            if via.parse::<Ipv4Addr>().is_err() {
+                return Vec::new();
             }
-        }
-        // The reverse direction: each selected node peers with the local nodes.
-        let local_nodes: Vec<&NodeInfo> = match (&spec.node, &spec.node_selector) {
-            (Some(node), _) => cluster.nodes.get(node).into_iter().collect(),
-            (None, Some(sel)) => cluster.matching(sel),
-            (None, None) => cluster.nodes.values().collect(),
-        };
-        for n in &selected {
-            for l in &local_nodes {
-                if let Some(p) = as_peer(l) {
-                    out.push((Local::Node(n.name.clone()), p));
-                }
-            }
-        }
-    } else if let Some(text) = &spec.peer_ip {
-        let Ok((IpAddr::V4(ip), port)) = split_peer_ip(text) else {
-            return out; // IPv6 peers belong to bird6.cfg, not rendered here.
-        };
-        let peer = Peer {
-            ip,
-            port: port.or(global.and_then(|g| g.listen_port)),
-            asn: spec.as_number.map_or(cluster.global_as, |a| a.0),
-            calico_node: cluster.node_with_ip(ip).is_some(),
-            ..base.clone()
-        };
-        for local in &locals {
-            out.push((local.clone(), peer.clone()));
         }
     }
-    out
+    let (keep_next_hop, next_hop_mode) = next_hop(spec, version);
+    let mut peer = Peer {
+        port,
+        asn: spec.as_number.map_or(0, |a| a.0),
+        local_asn: spec
+            .local_as_number
+            .filter(|_| version.local_as_numbers())
+            .map(|a| a.0),
+        calico_node: cluster.nodes.values().any(|n| n.ip() == Some(ip)),
+        keep_next_hop,
+        next_hop_mode,
+        allow_local_as: spec.num_allowed_local_as_numbers.filter(|n| *n > 0),
+        ttl_security: spec
+            .ttl_security
+            .filter(|t| *t > 0 && version.ttl_security_per_peer()),
+        reachable_by: spec
+            .reachable_by
+            .clone()
+            .filter(|_| version.ttl_security_per_peer()),
+        filters: filters(spec, version),
+        ..Peer::new(PeerType::Global, ip)
+    };
+    peer_config(cluster, spec, version, &mut peer);
+    vec![peer]
+}
+
+/// A Calico node as the peer of a BGPPeer (by selector, or the reverse direction).
+fn node_as_peer(
+    cluster: &Cluster,
+    n: &NodeInfo,
+    spec: &BgpPeerSpec,
+    version: CalicoVersion,
+) -> Option<Peer> {
+    let (keep_next_hop, next_hop_mode) = if version.next_hop_modes() {
+        next_hop(spec, version)
+    } else {
+        (false, None)
+    };
+    let mut peer = Peer {
+        port: n.listen_port(cluster),
+        asn: n.asn,
+        rr_cluster_id: n.rr_cluster_id.clone().unwrap_or_default(),
+        keep_next_hop,
+        next_hop_mode,
+        ttl_security: spec
+            .ttl_security
+            .filter(|t| *t > 0 && version.ttl_security_per_peer()),
+        reachable_by: spec
+            .reachable_by
+            .clone()
+            .filter(|_| version.ttl_security_per_peer()),
+        filters: filters(spec, version),
+        ..Peer::new(PeerType::Global, n.ip()?)
+    };
+    peer_config(cluster, spec, version, &mut peer);
+    Some(peer)
+}
+
+/// What every peering of a BGPPeer carries: password, source address, timers.
+fn peer_config(cluster: &Cluster, spec: &BgpPeerSpec, version: CalicoVersion, peer: &mut Peer) {
+    peer.password = spec
+        .password
+        .as_ref()
+        .and_then(|p| cluster.resources.password(p));
+    peer.source = spec.source_address.unwrap_or(SourceAddress::UseNodeIp);
+    peer.restart_time = spec
+        .max_restart_time
+        .as_deref()
+        .and_then(|d| go_duration_seconds(d).ok());
+    peer.keepalive_time = spec
+        .keepalive_time
+        .as_deref()
+        .filter(|_| version.keepalive_times())
+        .and_then(|d| go_duration_seconds(d).ok());
+}
+
+/// `keepOriginalNextHop`, unless `nextHopMode` (v3.30) is set, which overrides it.
+fn next_hop(spec: &BgpPeerSpec, version: CalicoVersion) -> (bool, Option<NextHopMode>) {
+    match spec.next_hop_mode.filter(|_| version.next_hop_modes()) {
+        Some(mode) => (false, Some(mode)),
+        None => (spec.keep_original_next_hop, None),
+    }
+}
+
+fn filters(spec: &BgpPeerSpec, version: CalicoVersion) -> Vec<String> {
+    if version.per_peer_filters() {
+        spec.filters.clone()
+    } else {
+        Vec::new()
+    }
 }

@@ -117,7 +117,8 @@ impl fmt::Display for AsNumber {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cidr {
-    pub cidr: IpNet,
+    /// Calico takes an empty entry (`{}`) and ignores it.
+    pub cidr: Option<IpNet>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -151,6 +152,147 @@ pub struct BgpConfigurationSpec {
     pub communities: Vec<Community>,
     #[serde(default)]
     pub prefix_advertisements: Vec<PrefixAdvertisement>,
+    #[serde(default, rename = "serviceLoadBalancerIPs")]
+    pub service_load_balancer_ips: Vec<Cidr>,
+    /// A Go duration: the graceful restart time of mesh sessions.
+    pub node_mesh_max_restart_time: Option<String>,
+    pub node_mesh_password: Option<Password>,
+    /// Interface name globs BIRD's `direct` and `device` protocols leave out (v3.25).
+    #[serde(default)]
+    pub ignored_interfaces: Vec<String>,
+    #[serde(rename = "localWorkloadPeeringIPV4")]
+    pub local_workload_peering_ipv4: Option<String>,
+    #[serde(rename = "localWorkloadPeeringIPV6")]
+    pub local_workload_peering_ipv6: Option<String>,
+    pub service_load_balancer_aggregation: Option<String>,
+    pub ipv4_normal_route_priority: Option<u32>,
+    pub ipv6_normal_route_priority: Option<u32>,
+    pub program_cluster_routes: Option<String>,
+}
+
+/// BGPFilter (v3.26): rules applied to the routes a peer imports and exports.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BgpFilterSpec {
+    #[serde(default, rename = "importV4")]
+    pub import_v4: Vec<FilterRule>,
+    #[serde(default, rename = "exportV4")]
+    pub export_v4: Vec<FilterRule>,
+    /// IPv6 rules are read (and checked) but belong to `bird6.cfg`.
+    #[serde(default, rename = "importV6")]
+    pub import_v6: Vec<FilterRule>,
+    #[serde(default, rename = "exportV6")]
+    pub export_v6: Vec<FilterRule>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FilterRule {
+    pub action: FilterAction,
+    pub match_operator: Option<MatchOperator>,
+    pub cidr: Option<IpNet>,
+    /// v3.29: the prefix lengths matched inside `cidr`.
+    pub prefix_length: Option<PrefixLength>,
+    /// v3.27: `RemotePeers` (routes learned over BGP).
+    pub source: Option<FilterSource>,
+    /// v3.27: an interface name glob.
+    pub interface: Option<String>,
+    /// v3.32: the rule applies to iBGP or eBGP peers only.
+    pub peer_type: Option<PeerKind>,
+    /// v3.32: a community the route carries.
+    pub communities: Option<CommunityMatch>,
+    /// v3.32: AS numbers the route's AS path starts with.
+    #[serde(default, rename = "asPathPrefix")]
+    pub as_path_prefix: Vec<AsNumber>,
+    /// v3.32: the route's priority (a LOCAL_PREF of 2^31-1 minus it).
+    pub priority: Option<u32>,
+    /// v3.32: what to do to a matching route before the action.
+    #[serde(default)]
+    pub operations: Vec<FilterOperation>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum FilterAction {
+    #[default]
+    Accept,
+    Reject,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum MatchOperator {
+    Equal,
+    NotEqual,
+    In,
+    NotIn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum FilterSource {
+    RemotePeers,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum PeerKind {
+    #[serde(rename = "iBGP")]
+    Ibgp,
+    #[serde(rename = "eBGP")]
+    Ebgp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefixLength {
+    pub min: Option<u8>,
+    pub max: Option<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommunityMatch {
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FilterOperation {
+    pub add_community: Option<CommunityValue>,
+    #[serde(rename = "prependASPath")]
+    pub prepend_as_path: Option<AsPathPrefix>,
+    pub set_priority: Option<PriorityValue>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommunityValue {
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AsPathPrefix {
+    pub prefix: Vec<AsNumber>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriorityValue {
+    pub value: u32,
+}
+
+/// A BGP password, read from a Kubernetes Secret in calico-node's namespace.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Password {
+    pub secret_key_ref: Option<SecretKeyRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretKeyRef {
+    pub name: String,
+    pub key: String,
+    #[serde(default)]
+    pub optional: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -172,6 +314,33 @@ pub struct BgpPeerSpec {
     pub num_allowed_local_as_numbers: Option<u32>,
     /// GTSM: the most hops away the peer may be (v3.25 on).
     pub ttl_security: Option<u8>,
+    pub password: Option<Password>,
+    /// The gateway through which the peer is reached (a static route to it).
+    pub reachable_by: Option<String>,
+    /// BGPFilter names, applied in order.
+    #[serde(default)]
+    pub filters: Vec<String>,
+    pub local_workload_selector: Option<String>,
+    #[serde(rename = "localASNumber")]
+    pub local_as_number: Option<AsNumber>,
+    pub next_hop_mode: Option<NextHopMode>,
+    pub reverse_peering: Option<ReversePeering>,
+    /// A Go duration.
+    pub keepalive_time: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum NextHopMode {
+    Auto,
+    #[serde(rename = "Self")]
+    SelfHop,
+    Keep,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ReversePeering {
+    Auto,
+    Manual,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -288,9 +457,63 @@ fn stringly<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 pub enum Resource {
     BgpConfiguration(String, BgpConfigurationSpec),
     BgpPeer(String, BgpPeerSpec),
+    BgpFilter(String, BgpFilterSpec),
     Node(Metadata, NodeSpec),
     IpPool(String, IpPoolSpec),
     BlockAffinity(String, BlockAffinitySpec),
+    /// A Kubernetes Node (v1): labels and the `projectcalico.org/*` annotations
+    /// calico-node writes, read as the Calico Node.
+    KubeNode(Metadata, NodeSpec),
+    /// Kubernetes objects calico-node reads: BGP passwords, and the Services whose
+    /// addresses it advertises with where their endpoints run.
+    Secret(Namespaced, BTreeMap<String, String>),
+    Service(Namespaced, ServiceSpec),
+    /// Endpoints or an EndpointSlice: the service they belong to and the nodes their
+    /// endpoints run on.
+    Endpoints(Namespaced, EndpointsOf),
+}
+
+/// A namespaced Kubernetes object's name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Namespaced {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// What calico-node reads of a Service: its kind, addresses and traffic policy
+/// (`status` is not written by `kubectl apply`, so it is not read).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSpec {
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(rename = "clusterIP")]
+    pub cluster_ip: Option<String>,
+    #[serde(default, rename = "clusterIPs")]
+    pub cluster_ips: Vec<String>,
+    #[serde(default, rename = "externalIPs")]
+    pub external_ips: Vec<String>,
+    #[serde(rename = "loadBalancerIP")]
+    pub load_balancer_ip: Option<String>,
+    pub external_traffic_policy: Option<String>,
+    pub internal_traffic_policy: Option<String>,
+    /// Without one, Kubernetes mirrors the Service's Endpoints into EndpointSlices.
+    pub selector: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointsOf {
+    /// An EndpointSlice (v3.31 on reads these) rather than an Endpoints object.
+    pub slice: bool,
+    pub service: String,
+    pub endpoints: Vec<Endpoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub node: Option<String>,
+    pub ipv6: bool,
+    pub ready: bool,
 }
 
 impl Resource {
@@ -298,9 +521,13 @@ impl Resource {
         match self {
             Resource::BgpConfiguration(..) => "BGPConfiguration",
             Resource::BgpPeer(..) => "BGPPeer",
-            Resource::Node(..) => "Node",
+            Resource::BgpFilter(..) => "BGPFilter",
+            Resource::Node(..) | Resource::KubeNode(..) => "Node",
             Resource::IpPool(..) => "IPPool",
             Resource::BlockAffinity(..) => "BlockAffinity",
+            Resource::Secret(..) => "Secret",
+            Resource::Service(..) => "Service",
+            Resource::Endpoints(..) => "Endpoints",
         }
     }
 
@@ -308,9 +535,11 @@ impl Resource {
         match self {
             Resource::BgpConfiguration(n, _)
             | Resource::BgpPeer(n, _)
+            | Resource::BgpFilter(n, _)
             | Resource::IpPool(n, _)
             | Resource::BlockAffinity(n, _) => n,
-            Resource::Node(m, _) => &m.name,
+            Resource::Node(m, _) | Resource::KubeNode(m, _) => &m.name,
+            Resource::Secret(n, _) | Resource::Service(n, _) | Resource::Endpoints(n, _) => &n.name,
         }
     }
 }
@@ -372,17 +601,23 @@ fn parse_object(
         }
         return Ok(());
     }
+    if let Some(object) = parse_kubernetes(&kind, &api_version, &map) {
+        out.push(object.map_err(doc_error)?);
+        return Ok(());
+    }
     let known = [
         "BGPConfiguration",
         "BGPPeer",
+        "BGPFilter",
         "Node",
         "IPPool",
         "BlockAffinity",
     ];
     if !known.contains(&kind.as_str()) {
         return Err(doc_error(format!(
-            "unknown kind {kind:?} (this harness reads {})",
-            known.join(", ")
+            "unknown kind {kind:?} (this harness reads {}, and Kubernetes {})",
+            known.join(", "),
+            KUBERNETES_KINDS.join(", ")
         )));
     }
     let group_ok = match kind.as_str() {
@@ -426,6 +661,7 @@ fn parse_object(
             Resource::BgpConfiguration(name.clone(), typed(spec, "spec", &field_error)?)
         }
         "BGPPeer" => Resource::BgpPeer(name.clone(), typed(spec, "spec", &field_error)?),
+        "BGPFilter" => Resource::BgpFilter(name.clone(), typed(spec, "spec", &field_error)?),
         "Node" => Resource::Node(metadata, typed(spec, "spec", &field_error)?),
         "IPPool" => Resource::IpPool(
             name.clone(),
@@ -438,6 +674,176 @@ fn parse_object(
     };
     out.push(resource);
     Ok(())
+}
+
+/// The Kubernetes kinds calico-node reads.
+const KUBERNETES_KINDS: [&str; 5] = ["Node", "Secret", "Service", "Endpoints", "EndpointSlice"];
+
+/// A Kubernetes object (`v1` or `discovery.k8s.io/v1`), or `None` for anything else.
+/// Only what calico-node reads is kept; the rest of a Kubernetes object is its own
+/// business, so other fields are accepted.
+fn parse_kubernetes(
+    kind: &str,
+    api_version: &str,
+    map: &serde_json::Map<String, Value>,
+) -> Option<Result<Resource, String>> {
+    let core = api_version == "v1";
+    let discovery = api_version == "discovery.k8s.io/v1";
+    if !(core && KUBERNETES_KINDS.contains(&kind) || discovery && kind == "EndpointSlice") {
+        return None;
+    }
+    let meta = map.get("metadata");
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
+    let name = text(meta.and_then(|m| m.get("name")));
+    if name.is_empty() {
+        return Some(Err(format!("{kind}: metadata.name is missing")));
+    }
+    let namespace = match text(meta.and_then(|m| m.get("namespace"))) {
+        ns if ns.is_empty() => "default".to_string(),
+        ns => ns,
+    };
+    let id = Namespaced { namespace, name };
+    let strings = |v: Option<&Value>| -> BTreeMap<String, String> {
+        v.and_then(Value::as_object)
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            v.as_str()
+                                .map(String::from)
+                                .unwrap_or_else(|| v.to_string()),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    Some(match kind {
+        "Node" => {
+            let labels = strings(meta.and_then(|m| m.get("labels")));
+            let notes = strings(meta.and_then(|m| m.get("annotations")));
+            let note = |k: &str| notes.get(&format!("projectcalico.org/{k}")).cloned();
+            let asn = match note("ASNumber") {
+                Some(a) => match serde_json::from_value::<AsNumber>(Value::String(a.clone())) {
+                    Ok(a) => Some(a),
+                    Err(_) => return Some(Err(format!("Node {:?}: annotation projectcalico.org/ASNumber {a:?} is not an AS number", id.name))),
+                },
+                None => None,
+            };
+            let bgp = NodeBgp {
+                as_number: asn,
+                ipv4_address: note("IPv4Address"),
+                ipv6_address: note("IPv6Address"),
+                route_reflector_cluster_id: note("RouteReflectorClusterID"),
+                ipv4_ipip_tunnel_addr: note("IPv4IPIPTunnelAddr"),
+            };
+            let spec = NodeSpec {
+                bgp: (bgp != NodeBgp::default()).then_some(bgp),
+                ipv4_vxlan_tunnel_addr: note("IPv4VXLANTunnelAddr"),
+                ..NodeSpec::default()
+            };
+            Ok(Resource::KubeNode(
+                Metadata {
+                    name: id.name,
+                    labels,
+                },
+                spec,
+            ))
+        }
+        "Secret" => {
+            let mut data = BTreeMap::new();
+            for (k, v) in strings(map.get("data")) {
+                match base64_decode(&v) {
+                    Some(plain) => data.insert(k, plain),
+                    None => {
+                        return Some(Err(format!("Secret {:?}: data.{k} is not base64", id.name)))
+                    }
+                };
+            }
+            data.extend(strings(map.get("stringData")));
+            Ok(Resource::Secret(id, data))
+        }
+        "Service" => {
+            let spec = map.get("spec").cloned().unwrap_or(Value::Null);
+            match serde_json::from_value::<Option<ServiceSpec>>(spec) {
+                Ok(spec) => Ok(Resource::Service(id, spec.unwrap_or_default())),
+                Err(e) => Err(format!("Service {:?}: spec: {e}", id.name)),
+            }
+        }
+        "Endpoints" => {
+            // Ready addresses only: subsets[].addresses[] {ip, nodeName}.
+            let endpoints = map
+                .get("subsets")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .flat_map(|s| {
+                    s.get("addresses")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .map(|a| Endpoint {
+                    node: a.get("nodeName").and_then(Value::as_str).map(String::from),
+                    ipv6: text(a.get("ip")).contains(':'),
+                    ready: true,
+                })
+                .collect();
+            let service = id.name.clone();
+            Ok(Resource::Endpoints(
+                id,
+                EndpointsOf {
+                    slice: false,
+                    service,
+                    endpoints,
+                },
+            ))
+        }
+        _ => {
+            // EndpointSlice: the service by label, endpoints[] {nodeName, conditions}.
+            let labels = strings(meta.and_then(|m| m.get("labels")));
+            let Some(service) = labels.get("kubernetes.io/service-name").cloned() else {
+                return Some(Err(format!(
+                    "EndpointSlice {:?}: no kubernetes.io/service-name label",
+                    id.name
+                )));
+            };
+            let ipv6 = text(map.get("addressType")) == "IPv6";
+            let endpoints = map
+                .get("endpoints")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|e| Endpoint {
+                    node: e.get("nodeName").and_then(Value::as_str).map(String::from),
+                    ipv6,
+                    ready: e
+                        .get("conditions")
+                        .and_then(|c| c.get("ready"))
+                        .and_then(Value::as_bool)
+                        .unwrap_or(true),
+                })
+                .collect();
+            Ok(Resource::Endpoints(
+                id,
+                EndpointsOf {
+                    slice: true,
+                    service,
+                    endpoints,
+                },
+            ))
+        }
+    })
+}
+
+/// Standard base64 (a Secret's `data`), `None` when it is not, or not text.
+fn base64_decode(text: &str) -> Option<String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()?;
+    String::from_utf8(bytes).ok()
 }
 
 /// Deserialises `value` (absent or null means the type's default) with the failing path.
@@ -498,10 +904,32 @@ impl Default for BlockAffinitySpec {
 pub struct Resources {
     pub bgp_configurations: BTreeMap<String, BgpConfigurationSpec>,
     pub bgp_peers: BTreeMap<String, BgpPeerSpec>,
+    pub bgp_filters: BTreeMap<String, BgpFilterSpec>,
     pub nodes: BTreeMap<String, (BTreeMap<String, String>, NodeSpec)>,
     pub ip_pools: BTreeMap<String, IpPoolSpec>,
     pub block_affinities: BTreeMap<String, BlockAffinitySpec>,
+    /// The labels of each Kubernetes Node; a Calico Node's labels add to them.
+    pub kube_node_labels: BTreeMap<String, BTreeMap<String, String>>,
+    pub secrets: BTreeMap<Namespaced, BTreeMap<String, String>>,
+    pub services: BTreeMap<Namespaced, ServiceSpec>,
+    pub endpoints: BTreeMap<Namespaced, EndpointsOf>,
+    /// Felix's endpoint status files, by node and file name.
+    pub endpoint_status: BTreeMap<String, BTreeMap<String, WorkloadStatus>>,
 }
+
+/// What Felix writes about a workload on its node (`endpoint-status/<name>`, JSON),
+/// as far as confd reads it: a workload that peers with its node names its BGPPeer.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadStatus {
+    #[serde(default)]
+    pub ipv4_nets: Vec<String>,
+    #[serde(default)]
+    pub bgp_peer_name: String,
+}
+
+/// The namespace calico-node runs in, where it reads BGP passwords.
+pub const CALICO_NAMESPACE: &str = "kube-system";
 
 impl Resources {
     /// Applies objects in order, checking each (selectors, addresses) first so a bad
@@ -518,6 +946,9 @@ impl Resources {
                 Resource::BgpPeer(n, s) => {
                     self.bgp_peers.insert(n, s);
                 }
+                Resource::BgpFilter(n, s) => {
+                    self.bgp_filters.insert(n, s);
+                }
                 Resource::Node(m, s) => {
                     self.nodes.insert(m.name, (m.labels, s));
                 }
@@ -527,27 +958,191 @@ impl Resources {
                 Resource::BlockAffinity(n, s) => {
                     self.block_affinities.insert(n, s);
                 }
+                Resource::KubeNode(m, s) => {
+                    // The Calico Node is the Kubernetes node: labels from it, BGP
+                    // settings from its annotations when it has them.
+                    let entry = self.nodes.entry(m.name.clone()).or_default();
+                    if s.bgp.is_some() {
+                        entry.1 = s;
+                    }
+                    self.kube_node_labels.insert(m.name, m.labels);
+                }
+                Resource::Secret(n, data) => {
+                    self.secrets.insert(n, data);
+                }
+                Resource::Service(n, s) => {
+                    self.services.insert(n, s);
+                }
+                Resource::Endpoints(n, e) => {
+                    self.endpoints.insert(n, e);
+                }
             }
         }
         Ok(())
     }
 
+    /// Every (kind, object name, field) of the version-dependent fields an object
+    /// sets (see `version::check_fields`).
+    pub fn fields_set(&self) -> Vec<(&'static str, &str, &'static str)> {
+        let mut out = Vec::new();
+        for (name, p) in &self.bgp_peers {
+            for (field, set) in [
+                ("ttlSecurity", p.ttl_security.is_some()),
+                ("reachableBy", p.reachable_by.is_some()),
+                ("filters", !p.filters.is_empty()),
+                ("localWorkloadSelector", p.local_workload_selector.is_some()),
+                ("nextHopMode", p.next_hop_mode.is_some()),
+                ("reversePeering", p.reverse_peering.is_some()),
+                ("localASNumber", p.local_as_number.is_some()),
+                ("keepaliveTime", p.keepalive_time.is_some()),
+            ] {
+                if set {
+                    out.push(("BGPPeer", name.as_str(), field));
+                }
+            }
+        }
+        for (name, f) in &self.bgp_filters {
+            out.push(("BGPFilter", name.as_str(), "BGPFilter"));
+            let rules = || {
+                f.import_v4
+                    .iter()
+                    .chain(&f.export_v4)
+                    .chain(&f.import_v6)
+                    .chain(&f.export_v6)
+            };
+            for (field, set) in [
+                ("source", rules().any(|r| r.source.is_some())),
+                ("interface", rules().any(|r| r.interface.is_some())),
+                ("prefixLength", rules().any(|r| r.prefix_length.is_some())),
+                ("peerType", rules().any(|r| r.peer_type.is_some())),
+                ("communities", rules().any(|r| r.communities.is_some())),
+                (
+                    "asPathPrefix",
+                    rules().any(|r| !r.as_path_prefix.is_empty()),
+                ),
+                ("priority", rules().any(|r| r.priority.is_some())),
+                ("operations", rules().any(|r| !r.operations.is_empty())),
+                ("a rule without cidr", rules().any(|r| r.cidr.is_none())),
+            ] {
+                if set {
+                    out.push(("BGPFilter", name.as_str(), field));
+                }
+            }
+        }
+        for (name, c) in &self.bgp_configurations {
+            for (field, set) in [
+                ("ignoredInterfaces", !c.ignored_interfaces.is_empty()),
+                (
+                    "localWorkloadPeeringIPV4",
+                    c.local_workload_peering_ipv4.is_some(),
+                ),
+                (
+                    "localWorkloadPeeringIPV6",
+                    c.local_workload_peering_ipv6.is_some(),
+                ),
+                (
+                    "serviceLoadBalancerAggregation",
+                    c.service_load_balancer_aggregation.is_some(),
+                ),
+                (
+                    "ipv4NormalRoutePriority",
+                    c.ipv4_normal_route_priority.is_some(),
+                ),
+                (
+                    "ipv6NormalRoutePriority",
+                    c.ipv6_normal_route_priority.is_some(),
+                ),
+                ("programClusterRoutes", c.program_cluster_routes.is_some()),
+            ] {
+                if set {
+                    out.push(("BGPConfiguration", name.as_str(), field));
+                }
+            }
+        }
+        out
+    }
+
+    /// Records an endpoint status file Felix wrote on `node` (its JSON text).
+    pub fn set_endpoint_status(
+        &mut self,
+        node: &str,
+        file: &str,
+        json: &str,
+    ) -> Result<(), CalicoError> {
+        let status: WorkloadStatus =
+            serde_json::from_str(json).map_err(|e| CalicoError::Invalid {
+                kind: "endpoint status",
+                name: file.to_string(),
+                message: e.to_string(),
+            })?;
+        self.endpoint_status
+            .entry(node.to_string())
+            .or_default()
+            .insert(file.to_string(), status);
+        Ok(())
+    }
+
+    /// A node's labels as selectors see them: its Kubernetes node's, then its own.
+    pub fn node_labels(&self, node: &str) -> BTreeMap<String, String> {
+        let mut labels = self.kube_node_labels.get(node).cloned().unwrap_or_default();
+        if let Some((own, _)) = self.nodes.get(node) {
+            labels.extend(own.clone());
+        }
+        labels
+    }
+
+    /// A BGP password from its Secret in calico-node's namespace (`None` when the
+    /// Secret or its key is missing: the session then runs without one, as confd's).
+    pub fn password(&self, password: &Password) -> Option<String> {
+        let r = password.secret_key_ref.as_ref()?;
+        let id = Namespaced {
+            namespace: CALICO_NAMESPACE.into(),
+            name: r.name.clone(),
+        };
+        self.secrets.get(&id)?.get(&r.key).cloned()
+    }
+
+    /// Deletes one object by kind (as `calicoctl`/`kubectl delete <kind> <name>` take
+    /// it, any case, singular) and name; `false` when there was none.
+    pub fn delete_named(&mut self, kind: &str, name: &str, namespace: Option<&str>) -> bool {
+        let id = Namespaced {
+            namespace: namespace.unwrap_or("default").to_string(),
+            name: name.to_string(),
+        };
+        match kind.to_ascii_lowercase().as_str() {
+            "bgpconfiguration" | "bgpconfig" => self.bgp_configurations.remove(name).is_some(),
+            "bgppeer" => self.bgp_peers.remove(name).is_some(),
+            "bgpfilter" => self.bgp_filters.remove(name).is_some(),
+            "node" => {
+                let kube = self.kube_node_labels.remove(name).is_some();
+                self.nodes.remove(name).is_some() || kube
+            }
+            "ippool" => self.ip_pools.remove(name).is_some(),
+            "secret" => self.secrets.remove(&id).is_some(),
+            "service" => self.services.remove(&id).is_some(),
+            "endpoints" | "endpointslice" => self.endpoints.remove(&id).is_some(),
+            _ => false,
+        }
+    }
+
     /// Deletes objects by kind and name, as `calicoctl delete -f` does: all or
-    /// nothing. Only BGPConfigurations and BGPPeers go: a Node leaves with its
-    /// Kubernetes node, a pool or block with Calico's IPAM.
+    /// nothing. Only BGPConfigurations, BGPPeers and BGPFilters go: a Node leaves
+    /// with its Kubernetes node, a pool or block with Calico's IPAM.
     pub fn delete(&mut self, objects: &[Resource]) -> Result<(), CalicoError> {
         for object in objects {
-            let present = match object {
-                Resource::BgpConfiguration(n, _) => self.bgp_configurations.contains_key(n),
-                Resource::BgpPeer(n, _) => self.bgp_peers.contains_key(n),
-                Resource::Node(..) | Resource::IpPool(..) | Resource::BlockAffinity(..) => {
-                    return Err(CalicoError::Invalid {
+            let present =
+                match object {
+                    Resource::BgpConfiguration(n, _) => self.bgp_configurations.contains_key(n),
+                    Resource::BgpPeer(n, _) => self.bgp_peers.contains_key(n),
+                    Resource::BgpFilter(n, _) => self.bgp_filters.contains_key(n),
+                    _ => return Err(CalicoError::Invalid {
                         kind: object.kind(),
                         name: object.name().to_string(),
-                        message: "the harness deletes only BGPConfigurations and BGPPeers".into(),
-                    })
-                }
-            };
+                        message:
+                            "the harness deletes only BGPConfigurations, BGPPeers and BGPFilters"
+                                .into(),
+                    }),
+                };
             if !present {
                 return Err(CalicoError::Invalid {
                     kind: object.kind(),
@@ -563,6 +1158,9 @@ impl Resources {
                 }
                 Resource::BgpPeer(n, _) => {
                     self.bgp_peers.remove(n);
+                }
+                Resource::BgpFilter(n, _) => {
+                    self.bgp_filters.remove(n);
                 }
                 _ => {}
             }
@@ -607,22 +1205,65 @@ fn check(object: &Resource) -> Result<(), CalicoError> {
             if spec.node.is_some() && spec.node_selector.is_some() {
                 return Err(invalid("node and nodeSelector cannot both be set".into()));
             }
+            if spec.local_workload_selector.is_some() {
+                if spec.peer_ip.is_some() || spec.peer_selector.is_some() {
+                    return Err(invalid(
+                        "peerIP and peerSelector must be empty when localWorkloadSelector is set"
+                            .into(),
+                    ));
+                }
+                if spec.as_number.is_none_or(|a| a.0 == 0) {
+                    return Err(invalid(
+                        "asNumber is required with localWorkloadSelector".into(),
+                    ));
+                }
+            }
             match (&spec.peer_ip, &spec.peer_selector) {
                 (Some(_), Some(_)) => {
                     return Err(invalid("peerIP and peerSelector cannot both be set".into()));
                 }
-                (None, None) => {
-                    return Err(invalid("one of peerIP or peerSelector is required".into()))
+                (None, None) if spec.local_workload_selector.is_none() => {
+                    return Err(invalid(
+                        "one of peerIP, peerSelector or localWorkloadSelector is required".into(),
+                    ))
                 }
+                (None, None) => {}
                 (Some(ip), None) => {
-                    split_peer_ip(ip).map_err(invalid)?;
-                    if spec.as_number.is_none() {
-                        return Err(invalid("asNumber is required with peerIP".into()));
+                    let (peer, _) = split_peer_ip(ip).map_err(invalid)?;
+                    if let Some(via) = &spec.reachable_by {
+                        match via.parse::<IpAddr>() {
+                            Ok(via) if via.is_ipv4() == peer.is_ipv4() => {}
+                            Ok(_) => {
+                                return Err(invalid(
+                                    "reachableBy and peerIP address family mismatched".into(),
+                                ))
+                            }
+                            Err(_) => {
+                                return Err(invalid(format!(
+                                    "reachableBy {via:?} is not an IP address"
+                                )))
+                            }
+                        }
                     }
                 }
-                (None, Some(_)) => {}
+                (None, Some(_)) => {
+                    if spec.as_number.is_some_and(|a| a.0 != 0) {
+                        return Err(invalid(
+                            "asNumber must be empty when peerSelector is set".into(),
+                        ));
+                    }
+                    if spec.reachable_by.is_some() {
+                        return Err(invalid(
+                            "reachableBy must be empty when peerIP is empty".into(),
+                        ));
+                    }
+                }
             }
-            if let Some(d) = &spec.max_restart_time {
+            selector(&spec.local_workload_selector)?;
+            for d in [&spec.max_restart_time, &spec.keepalive_time]
+                .into_iter()
+                .flatten()
+            {
                 go_duration_seconds(d).map_err(invalid)?;
             }
         }
@@ -659,6 +1300,9 @@ fn check(object: &Resource) -> Result<(), CalicoError> {
             selector(&spec.node_selector)?;
         }
         Resource::BgpConfiguration(_, spec) => {
+            if let Some(d) = &spec.node_mesh_max_restart_time {
+                go_duration_seconds(d).map_err(invalid)?;
+            }
             for advert in &spec.prefix_advertisements {
                 for c in &advert.communities {
                     if !spec.communities.iter().any(|d| &d.name == c) && !is_community(c) {
@@ -679,7 +1323,58 @@ fn check(object: &Resource) -> Result<(), CalicoError> {
                 }
             }
         }
-        Resource::BlockAffinity(..) => {}
+        Resource::BgpFilter(_, spec) => {
+            for rule in spec
+                .import_v4
+                .iter()
+                .chain(&spec.export_v4)
+                .chain(&spec.import_v6)
+                .chain(&spec.export_v6)
+            {
+                if rule.cidr.is_some() != rule.match_operator.is_some() {
+                    return Err(invalid(
+                        "cidr and matchOperator go together in a BGPFilter rule".into(),
+                    ));
+                }
+                let values = rule.communities.iter().flat_map(|c| &c.values).chain(
+                    rule.operations
+                        .iter()
+                        .filter_map(|o| o.add_community.as_ref().map(|c| &c.value)),
+                );
+                for v in values {
+                    if !is_community(v) {
+                        return Err(invalid(format!(
+                            "{v:?} is not a BGP community (aa:nn or aa:nn:mm)"
+                        )));
+                    }
+                }
+                if rule
+                    .communities
+                    .as_ref()
+                    .is_some_and(|c| c.values.len() != 1)
+                {
+                    return Err(invalid("communities.values takes exactly one value".into()));
+                }
+                if rule.operations.iter().any(|o| {
+                    [
+                        o.add_community.is_some(),
+                        o.prepend_as_path.is_some(),
+                        o.set_priority.is_some(),
+                    ]
+                    .iter()
+                    .filter(|x| **x)
+                    .count()
+                        != 1
+                }) {
+                    return Err(invalid("each BGPFilter operation sets exactly one of addCommunity, prependASPath, setPriority".into()));
+                }
+            }
+        }
+        Resource::BlockAffinity(..)
+        | Resource::KubeNode(..)
+        | Resource::Secret(..)
+        | Resource::Service(..)
+        | Resource::Endpoints(..) => {}
     }
     Ok(())
 }

@@ -95,11 +95,115 @@ impl CalicoVersion {
         self.at_least(32)
     }
 
+    /// v3.25: a single-address (/32) `serviceLoadBalancerIPs` entry is advertised per
+    /// Service (from nodes that qualify), not from every node; a Cluster-policy
+    /// LoadBalancer with such an address is advertised from every node.
+    pub fn single_load_balancer_ips(self) -> bool {
+        self.at_least(25)
+    }
+
+    /// v3.30: single-address `serviceExternalIPs` entries likewise.
+    pub fn single_service_ips(self) -> bool {
+        self.at_least(30)
+    }
+
+    /// v3.31: EndpointSlices instead of Endpoints, every `clusterIPs` address, and
+    /// `serviceLoadBalancerAggregation`: when Disabled, LoadBalancer ranges go per
+    /// Service and Cluster-policy Services are advertised where they have endpoints.
+    pub fn endpoint_slices(self) -> bool {
+        self.at_least(31)
+    }
+
+    /// v3.27: BGPFilter rules match on conditions joined by `&&` (`(net ~ cidr)`,
+    /// source, interface) and a rule without any is a bare action.
+    pub fn filter_conditions(self) -> bool {
+        self.at_least(27)
+    }
+
+    /// v3.30: BGPPeer `nextHopMode` (Auto, Self, Keep) overrides
+    /// `keepOriginalNextHop`, and peers chosen by selector carry either.
+    pub fn next_hop_modes(self) -> bool {
+        self.at_least(30)
+    }
+
+    /// v3.31: BGPPeer `localASNumber`: the AS the node presents to that peer.
+    pub fn local_as_numbers(self) -> bool {
+        self.at_least(31)
+    }
+
+    /// v3.32: BGPPeer `keepaliveTime`.
+    pub fn keepalive_times(self) -> bool {
+        self.at_least(32)
+    }
+
     /// The metric Felix gives a workload's route on its node: from v3.32 the normal
     /// route priority, 1024 (the value `calico_aggr` compares with); before, none.
     pub fn workload_route_metric(self) -> Option<u32> {
         self.metric_local_pref().then_some(1024)
     }
+}
+
+/// The BGP resource fields each minor version added (Calico's API at each tag): a
+/// resource that sets one is refused for an older version.
+const ADDED: &[(&str, &str, u16)] = &[
+    ("BGPPeer", "ttlSecurity", 25),
+    ("BGPPeer", "reachableBy", 25),
+    ("BGPConfiguration", "ignoredInterfaces", 25),
+    ("BGPPeer", "filters", 26),
+    ("BGPFilter", "BGPFilter", 26),
+    ("BGPFilter", "source", 27),
+    ("BGPFilter", "interface", 27),
+    ("BGPFilter", "a rule without cidr", 27),
+    ("BGPFilter", "prefixLength", 29),
+    ("BGPFilter", "peerType", 32),
+    ("BGPFilter", "communities", 32),
+    ("BGPFilter", "asPathPrefix", 32),
+    ("BGPFilter", "priority", 32),
+    ("BGPFilter", "operations", 32),
+    ("BGPPeer", "localWorkloadSelector", 30),
+    ("BGPPeer", "nextHopMode", 30),
+    ("BGPPeer", "reversePeering", 30),
+    ("BGPConfiguration", "localWorkloadPeeringIPV4", 30),
+    ("BGPConfiguration", "localWorkloadPeeringIPV6", 30),
+    ("BGPPeer", "localASNumber", 31),
+    ("BGPConfiguration", "serviceLoadBalancerAggregation", 31),
+    ("BGPPeer", "keepaliveTime", 32),
+    ("BGPConfiguration", "ipv4NormalRoutePriority", 32),
+    ("BGPConfiguration", "ipv6NormalRoutePriority", 32),
+    ("BGPConfiguration", "programClusterRoutes", 32),
+];
+
+/// Fields the emulated calico-node parses but does not render yet: refused rather
+/// than silently ignored.
+const NOT_EMULATED: &[(&str, &str)] = &[("BGPConfiguration", "ipv4NormalRoutePriority")];
+
+/// Refuses a resource that sets a field `version` does not have, or one the
+/// emulation does not render.
+pub fn check_fields(
+    resources: &super::Resources,
+    version: CalicoVersion,
+) -> Result<(), super::confd::ConfdError> {
+    for (kind, name, field) in resources.fields_set() {
+        if let Some((_, _, since)) = ADDED.iter().find(|(k, f, _)| *k == kind && *f == field) {
+            if version.minor < *since {
+                return Err(super::confd::ConfdError::TooNew {
+                    kind,
+                    name: name.to_string(),
+                    field,
+                    since: *since,
+                    version,
+                });
+            }
+        }
+        if NOT_EMULATED.contains(&(kind, field)) {
+            return Err(super::confd::ConfdError::NotEmulated {
+                kind,
+                name: name.to_string(),
+                field,
+            });
+        }
+    }
+    Ok(())
 }
 
 impl FromStr for CalicoVersion {

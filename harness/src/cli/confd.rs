@@ -21,7 +21,13 @@ pub struct Args {
     /// Adapt the files for upstream BIRD 1.6 (drop Calico's `krt_tunnel`).
     #[arg(long)]
     upstream_bird: bool,
-    /// Calico v3 resources and BlockAffinity objects (YAML, `---` separated, `*List` forms too).
+    /// calico-node's environment, KEY=VALUE (repeatable): CALICO_ROUTER_ID (an
+    /// address, or `hash`).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Calico v3 resources (BGPConfiguration, BGPPeer, BGPFilter, Node, IPPool),
+    /// BlockAffinity objects and Kubernetes Nodes, Secrets, Services, Endpoints and
+    /// EndpointSlices (YAML, `---` separated, `*List` forms too), applied in order.
     #[arg(required = true)]
     files: Vec<PathBuf>,
 }
@@ -33,7 +39,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .apply(calico::resources::load(file).map_err(Error::from)?)
             .map_err(Error::from)?;
     }
-    let mut bird = confd::render(&resources, &args.node, args.calico_version)
+    let env = confd::NodeEnv::parse(args.env.iter().map(String::as_str))
+        .map_err(|e| Error::from(CalicoError::from(e)))?;
+    let mut bird = confd::render_with(&resources, &args.node, args.calico_version, &env)
         .map_err(|e| Error::from(CalicoError::from(e)))?;
     if args.upstream_bird {
         bird = calico::bird::upstream(&bird);
