@@ -63,6 +63,10 @@ fn bad_resources_are_clear_errors() {
         ("apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.0.0.0/33}\n", "spec.cidr"),
         ("apiVersion: projectcalico.org/v2\nkind: BGPPeer\nmetadata: {name: p}\n", "unsupported apiVersion"),
         ("apiVersion: projectcalico.org/v3\nkind: BGPPeer\nspec: {}\n", "metadata.name: missing"),
+        ("apiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata: {name: f}\nspec: {exportV4: [{action: Maybe}]}\n", "spec.exportV4[0].action"),
+        ("apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {k: '***'}\n", "not base64"),
+        ("apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: e}\n", "kubernetes.io/service-name"),
+        ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n", "unknown kind \"ConfigMap\""),
     ];
     for (yaml, want) in cases {
         let err = parse(yaml, "bad.yaml").unwrap_err().to_string();
@@ -79,8 +83,48 @@ fn bad_resources_are_clear_errors() {
             "cannot both be set",
         ),
         ("spec: {peerSelector: \"rack == 'a\"}", "unterminated"),
-        ("spec: {asNumber: 1}", "one of peerIP or peerSelector"),
+        (
+            "spec: {asNumber: 1}",
+            "one of peerIP, peerSelector or localWorkloadSelector",
+        ),
+        (
+            "spec: {peerSelector: all(), asNumber: 65001}",
+            "asNumber must be empty when peerSelector is set",
+        ),
+        (
+            "spec: {peerIP: 10.0.0.1, asNumber: 1, localWorkloadSelector: all()}",
+            "must be empty when localWorkloadSelector",
+        ),
+        (
+            "spec: {peerIP: 10.0.0.1, asNumber: 1, reachableBy: 'fd00::1'}",
+            "address family mismatched",
+        ),
+        ("spec: {peerIP: 10.0.0.1, keepaliveTime: soon}", "duration"),
     ];
+    let filters = [
+        (
+            "spec: {exportV4: [{action: Accept, cidr: 10.0.0.0/8}]}",
+            "cidr and matchOperator go together",
+        ),
+        (
+            "spec: {importV4: [{action: Accept, communities: {values: ['65000:x']}}]}",
+            "is not a BGP community",
+        ),
+        (
+            "spec: {importV4: [{action: Accept, operations: [{}]}]}",
+            "exactly one of addCommunity",
+        ),
+    ];
+    for (spec, want) in filters {
+        let yaml = format!(
+            "apiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata: {{name: f}}\n{spec}\n"
+        );
+        let err = Resources::default()
+            .apply(parse(&yaml, "t").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(want), "{err:?} lacks {want:?}");
+    }
     for (spec, want) in applied {
         let yaml = format!(
             "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: p}}\n{spec}\n"
@@ -350,4 +394,85 @@ fn bird_accepts(dir: &Path) {
         dir.display(),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A field a version does not have is refused for that version, naming the first
+/// version with it; the same resources render on that version.
+#[test]
+fn fields_newer_than_the_version_are_refused_naming_the_first_with_them() {
+    let peer = |extra: &str| {
+        format!(
+            "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: a}}\nspec: {{bgp: {{ipv4Address: 10.0.0.1/24}}}}\n---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: p}}\nspec: {{peerIP: 10.0.0.9, asNumber: 65001, {extra}}}\n"
+        )
+    };
+    let v = |s: &str| s.parse::<calico_lab::calico::CalicoVersion>().unwrap();
+    for (extra, since) in [
+        ("ttlSecurity: 1", "v3.25.0"),
+        ("reachableBy: 10.0.0.254", "v3.25.0"),
+        ("filters: [f]", "v3.26.0"),
+        ("nextHopMode: Self", "v3.30.0"),
+        ("reversePeering: Manual", "v3.30.0"),
+        ("localASNumber: 65009", "v3.31.0"),
+        ("keepaliveTime: 30s", "v3.32.0"),
+    ] {
+        let r = cluster(&peer(extra));
+        let before = v(since);
+        let older = calico_lab::calico::CalicoVersion {
+            minor: before.minor - 1,
+            patch: 9,
+        };
+        let err = render(&r, "a", older).unwrap_err().to_string();
+        let field = extra.split(':').next().unwrap();
+        assert!(
+            err.contains(field) && err.contains(&format!("v3.{}", before.minor)),
+            "{extra} at {older}: {err}"
+        );
+        render(&r, "a", before).unwrap_or_else(|e| panic!("{extra} at {before}: {e}"));
+    }
+    // BGPFilter itself came with v3.26, its `interface` match with v3.27.
+    let filter = |rule: &str| {
+        cluster(&format!(
+            "{}---\napiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata: {{name: f}}\nspec: {{exportV4: [{{{rule}}}]}}\n",
+            peer("filters: [f]")
+        ))
+    };
+    let r = filter("action: Accept, matchOperator: In, cidr: 10.0.0.0/8");
+    assert!(render(&r, "a", v("v3.25.2")).is_err());
+    let bird = render(&r, "a", v("v3.26.5")).unwrap().bird;
+    assert!(
+        bird.contains("function 'bgp_f_exportFilterV4'()")
+            && bird.contains("'bgp_f_exportFilterV4'();"),
+        "{bird}"
+    );
+    let r = filter("action: Reject, interface: \"eth*\"");
+    let err = render(&r, "a", v("v3.26.5")).unwrap_err().to_string();
+    assert!(err.contains("interface") && err.contains("v3.27"), "{err}");
+    assert!(render(&r, "a", v("v3.27.5"))
+        .unwrap()
+        .bird
+        .contains("if (((defined(ifname))&&(ifname ~ \"eth*\"))) then { reject; }"));
+    // A field parsed but not rendered yet is refused, not ignored.
+    let r = cluster("apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: a}\nspec: {bgp: {ipv4Address: 10.0.0.1/24}}\n---\napiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {ipv4NormalRoutePriority: 512}\n");
+    let err = render(&r, "a", v("v3.32.1")).unwrap_err().to_string();
+    assert!(err.contains("not emulated"), "{err}");
+}
+
+/// calico-node's environment: CALICO_ROUTER_ID as an address or `hash`; any other
+/// key is refused naming the one it reads.
+#[test]
+fn router_id_from_the_environment_and_unknown_keys_refused() {
+    use calico_lab::calico::confd::{hashed_router_id, render_with, NodeEnv};
+    let r = cluster("apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: kube-master}\nspec: {bgp: {ipv4Address: 10.0.0.1/24}}\n");
+    let at = |pairs: &[&str]| {
+        let env = NodeEnv::parse(pairs.iter().copied()).unwrap();
+        render_with(&r, "kube-master", V, &env).unwrap().bird
+    };
+    assert!(at(&[]).contains("router id 10.0.0.1;"));
+    assert!(at(&["CALICO_ROUTER_ID=10.10.10.10"]).contains("router id 10.10.10.10;"));
+    let hashed = hashed_router_id("kube-master");
+    assert!(hashed.octets()[0] < 224);
+    assert!(at(&["CALICO_ROUTER_ID=hash"]).contains(&format!("router id {hashed};")));
+    let err = NodeEnv::parse(["NODENAME=x"]).unwrap_err().to_string();
+    assert!(err.contains("CALICO_ROUTER_ID"), "{err}");
+    assert!(NodeEnv::parse(["CALICO_ROUTER_ID"]).is_err());
 }

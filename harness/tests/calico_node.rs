@@ -308,3 +308,47 @@ async fn lab_calico_version_decides_the_local_pref_a_leaf_sees() {
         "v3.32.1: {new:?}"
     );
 }
+
+/// A lab declared at any supported minor version (its .0 release) comes up on
+/// upstream BIRD and passes every reading scenario; the disruptive ones run at three
+/// versions in CI (seed, shared-leaf, three-racks).
+#[tokio::test(flavor = "multi_thread")]
+async fn lab_every_calico_minor_version_comes_up_and_passes_the_reading_suite() {
+    use calico_lab::calico::version::{NEWEST_MINOR, OLDEST_MINOR};
+    use calico_lab::scenario::SCENARIOS;
+    let suite: Vec<_> = SCENARIOS.iter().filter(|s| !s.disrupts).collect();
+    let mut failures = Vec::new();
+    for minor in OLDEST_MINOR..=NEWEST_MINOR {
+        let version = format!("v3.{minor}.0");
+        let text = calico_lab::topology::SEED_TOPOLOGY_YAML
+            .replace("version: v3.23.2", &format!("version: {version}"));
+        let t = Topology::from_yaml(&text, "seed").unwrap();
+        let options = LabOptions {
+            name: Some(format!("t{}-v{minor}", std::process::id())),
+            ..LabOptions::default()
+        };
+        let mut lab = Lab::up(t, options).await.unwrap();
+        let report = calico_lab::job::check_lab(
+            &mut lab,
+            &suite,
+            BUDGET,
+            &calico_lab::lab::Progress::default(),
+        )
+        .await;
+        lab.down().await.unwrap();
+        let report = report.unwrap();
+        println!(
+            "{version}: {} of {} reading scenarios passed",
+            report
+                .outcomes
+                .iter()
+                .filter(|o| o.failure.is_none())
+                .count(),
+            report.outcomes.len()
+        );
+        for o in report.outcomes.iter().filter(|o| o.failure.is_some()) {
+            failures.push(format!("{version} {}: {:?}", o.name, o.failure));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -1,5 +1,6 @@
 //! The `calico-lab` binary's offline commands and exit codes.
 
+use std::path::Path;
 use std::process::Command;
 
 fn calico_lab(args: &[&str]) -> (i32, String, String) {
@@ -447,6 +448,76 @@ fn confd_refuses_an_unsupported_calico_version_with_exit_2() {
     assert!(stderr.contains("v3.23.0 to v3.32.x"), "{stderr}");
     let (code, _, stderr) = calico_lab(&["run", "--topology", "/nonexistent", "--wait", "5"]);
     assert_eq!(code, 2, "{stderr}");
+}
+
+/// `confd` reproduces one of Calico's own cases from the command line, environment
+/// and Kubernetes objects included, and refuses what that calico-node would not take.
+#[test]
+fn confd_renders_a_calico_case_with_its_environment_and_refuses_bad_input() {
+    let fixtures =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/conformance/calico-confd/v3.32.1");
+    let case = fixtures.join("cases/mesh/static-routes-no-ipv4-address");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let files: Vec<String> = [
+        fixtures.join("kdd/nodes.yaml"),
+        fixtures.join("kdd/ipam.yaml"),
+        case.join("input.yaml"),
+        case.join("kubectl-input.yaml"),
+    ]
+    .iter()
+    .map(|p| p.display().to_string())
+    .collect();
+    let mut args = vec![
+        "confd",
+        "--calico-version",
+        "v3.32.1",
+        "--node",
+        "kube-master",
+        "--out",
+        out,
+        "--env",
+        "CALICO_ROUTER_ID=10.10.10.10",
+    ];
+    args.extend(files.iter().map(String::as_str));
+    let (code, _, stderr) = calico_lab(&args);
+    assert_eq!(code, 0, "{stderr}");
+    for name in ["bird.cfg", "bird_aggr.cfg", "bird_ipam.cfg"] {
+        let got = std::fs::read_to_string(dir.path().join(name)).unwrap();
+        let want = std::fs::read_to_string(case.join("expected").join(name)).unwrap();
+        assert_eq!(
+            calico_lab::calico::confd::normalize(&got),
+            calico_lab::calico::confd::normalize(&want),
+            "{name}"
+        );
+    }
+    // An environment variable the emulated calico-node does not read.
+    let mut bad = args.clone();
+    bad[8] = "NODENAME=x";
+    let (code, _, stderr) = calico_lab(&bad);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("CALICO_ROUTER_ID"), "{stderr}");
+    // A field that version does not have: localASNumber came with v3.31.
+    let peer = dir.path().join("peer.yaml");
+    std::fs::write(&peer, "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: p}\nspec: {peerIP: 10.0.0.9, asNumber: 65001, localASNumber: 65002}\n").unwrap();
+    let node = dir.path().join("node.yaml");
+    std::fs::write(&node, "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: a}\nspec: {bgp: {ipv4Address: 10.0.0.1/24}}\n").unwrap();
+    let (code, _, stderr) = calico_lab(&[
+        "confd",
+        "--calico-version",
+        "v3.30.7",
+        "--node",
+        "a",
+        "--out",
+        out,
+        node.to_str().unwrap(),
+        peer.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("localASNumber") && stderr.contains("v3.31"),
+        "{stderr}"
+    );
 }
 
 /// The upgrade gate from the seed's v3.23.2 to v3.32.1: the suite passes at both,

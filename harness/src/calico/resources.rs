@@ -1479,7 +1479,7 @@ mod tests {
         let err = r.delete(&parse(node, "del").unwrap()).unwrap_err();
         assert!(
             err.to_string()
-                .contains("only BGPConfigurations and BGPPeers"),
+                .contains("only BGPConfigurations, BGPPeers and BGPFilters"),
             "{err}"
         );
     }

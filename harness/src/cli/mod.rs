@@ -128,7 +128,7 @@ pub enum Command {
     /// Apply Calico resources to a running lab, as `calicoctl apply -f` would: every
     /// node whose BIRD configuration changes is reconfigured in place.
     Apply(apply::Args),
-    /// Delete BGPConfigurations and BGPPeers from a running lab, as `calicoctl
+    /// Delete BGPConfigurations, BGPPeers and BGPFilters from a running lab, as `calicoctl
     /// delete -f` would: every node whose BIRD configuration changes is reconfigured.
     Delete(apply::Args),
     /// Write a running lab's state (every device's sessions, routes, configs, logs)

@@ -409,7 +409,7 @@ impl Lab {
         self.edit(Edit::Apply, source, yaml).await
     }
 
-    /// Deletes the BGPConfigurations and BGPPeers a YAML file names, as `calicoctl
+    /// Deletes the BGPConfigurations, BGPPeers and BGPFilters a YAML file names, as `calicoctl
     /// delete -f` does; returns the nodes reconfigured. An object the cluster does
     /// not hold changes nothing and is an error.
     pub async fn delete(&mut self, source: &str, yaml: &str) -> Result<Vec<String>> {
