@@ -515,14 +515,6 @@ fn forward_peers(
         keep_next_hop,
         next_hop_mode,
         allow_local_as: spec.num_allowed_local_as_numbers.filter(|n| *n > 0),
-        ttl_security: spec
-            .ttl_security
-            .filter(|t| *t > 0 && version.ttl_security_per_peer()),
-        reachable_by: spec
-            .reachable_by
-            .clone()
-            .filter(|_| version.ttl_security_per_peer()),
-        filters: filters(spec, version),
         ..Peer::new(PeerType::Global, ip)
     };
     peer_config(cluster, spec, version, &mut peer);
@@ -547,22 +539,23 @@ fn node_as_peer(
         rr_cluster_id: n.rr_cluster_id.clone().unwrap_or_default(),
         keep_next_hop,
         next_hop_mode,
-        ttl_security: spec
-            .ttl_security
-            .filter(|t| *t > 0 && version.ttl_security_per_peer()),
-        reachable_by: spec
-            .reachable_by
-            .clone()
-            .filter(|_| version.ttl_security_per_peer()),
-        filters: filters(spec, version),
         ..Peer::new(PeerType::Global, n.ip()?)
     };
     peer_config(cluster, spec, version, &mut peer);
     Some(peer)
 }
 
-/// What every peering of a BGPPeer carries: password, source address, timers.
+/// What every peering of a BGPPeer with a node carries: GTSM, the gateway, filters,
+/// password, source address, timers.
 fn peer_config(cluster: &Cluster, spec: &BgpPeerSpec, version: CalicoVersion, peer: &mut Peer) {
+    peer.ttl_security = spec
+        .ttl_security
+        .filter(|t| *t > 0 && version.ttl_security_per_peer());
+    peer.reachable_by = spec
+        .reachable_by
+        .clone()
+        .filter(|_| version.ttl_security_per_peer());
+    peer.filters = filters(spec, version);
     peer.password = spec
         .password
         .as_ref()
