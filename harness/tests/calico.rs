@@ -465,10 +465,94 @@ fn router_id_from_the_environment_and_unknown_keys_refused() {
     };
     assert!(at(&[]).contains("router id 10.0.0.1;"));
     assert!(at(&["CALICO_ROUTER_ID=10.10.10.10"]).contains("router id 10.10.10.10;"));
-    let hashed = hashed_router_id("kube-master");
-    assert!(hashed.octets()[0] < 224);
+    let hashed = hashed_router_id("kube-master", V);
     assert!(at(&["CALICO_ROUTER_ID=hash"]).contains(&format!("router id {hashed};")));
+    // SHA-256("node-18") starts 245.194.139.227: v3.25 on keeps it below 224.
+    let v = |s: &str| s.parse::<calico_lab::calico::CalicoVersion>().unwrap();
+    assert_eq!(
+        hashed_router_id("node-18", v("v3.24.6")).to_string(),
+        "245.194.139.227"
+    );
+    assert_eq!(
+        hashed_router_id("node-18", v("v3.25.2")).to_string(),
+        "213.194.139.227"
+    );
     let err = NodeEnv::parse(["NODENAME=x"]).unwrap_err().to_string();
     assert!(err.contains("CALICO_ROUTER_ID"), "{err}");
     assert!(NodeEnv::parse(["CALICO_ROUTER_ID"]).is_err());
+}
+
+/// Details of confd the suites' cases do not pin: v3.32 sorts every peer by its
+/// protocol name; `:179` is BGP's own port (one key with the bare address); Go
+/// durations round to whole seconds; log levels other than debug and info are none.
+#[test]
+fn peer_order_ports_durations_and_log_levels_as_confd_has_them() {
+    let v32 = "v3.32.1"
+        .parse::<calico_lab::calico::CalicoVersion>()
+        .unwrap();
+    let base = "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: a}\nspec: {bgp: {ipv4Address: 10.0.0.9/24}}\n---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: b}\nspec: {bgp: {ipv4Address: 10.0.0.10/24}}\n";
+    let peer = |name: &str, spec: &str| {
+        format!("---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: {name}}}\nspec: {spec}\n")
+    };
+    let r = cluster(&format!(
+        "{base}{}",
+        peer("tor", "{peerIP: 10.0.0.1, asNumber: 65001}")
+    ));
+    let bird = render(&r, "a", v32).unwrap().bird;
+    let names: Vec<&str> = bird
+        .lines()
+        .filter_map(|l| l.strip_prefix("protocol bgp "))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(names, ["Global_10_0_0_1", "Mesh_10_0_0_10"], "{bird}");
+    // Before v3.32: mesh first, then global peers.
+    let bird = render(&r, "a", V).unwrap().bird;
+    let first = bird.find("protocol bgp Mesh_").unwrap();
+    assert!(first < bird.find("protocol bgp Global_").unwrap(), "{bird}");
+
+    // `10.0.0.1:179` and `10.0.0.1` are one key: the first (by name) wins.
+    let r = cluster(&format!(
+        "{base}{}{}",
+        peer("p1", "{peerIP: '10.0.0.1:179', asNumber: 65001}"),
+        peer("p2", "{peerIP: 10.0.0.1, asNumber: 65002}")
+    ));
+    let bird = render(&r, "a", V).unwrap().bird;
+    assert_eq!(bird.matches("neighbor 10.0.0.1 ").count(), 1, "{bird}");
+    assert!(
+        bird.contains("neighbor 10.0.0.1 port 179 as 65001;"),
+        "{bird}"
+    );
+
+    // 500 ms rounds up to a second, 2m30.6s to 151.
+    let r = cluster(&format!(
+        "{base}{}{}",
+        peer(
+            "p1",
+            "{peerIP: 10.0.0.1, asNumber: 65001, maxRestartTime: 500ms}"
+        ),
+        peer(
+            "p2",
+            "{peerIP: 10.0.0.2, asNumber: 65001, maxRestartTime: 2m30.6s}"
+        )
+    ));
+    let bird = render(&r, "a", V).unwrap().bird;
+    assert!(bird.contains("graceful restart time 1;"), "{bird}");
+    assert!(bird.contains("graceful restart time 151;"), "{bird}");
+
+    // logSeverityScreen: BIRD logs at debug, info, or not at all.
+    for (level, want) in [
+        ("Debug", Some("debug all;")),
+        ("Info", Some("debug { states };")),
+        ("Warning", None),
+        ("Error", None),
+    ] {
+        let r = cluster(&format!(
+            "{base}---\napiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {{name: default}}\nspec: {{logSeverityScreen: {level}}}\n"
+        ));
+        let bird = render(&r, "a", V).unwrap().bird;
+        match want {
+            Some(line) => assert!(bird.contains(line), "{level}: {bird}"),
+            None => assert!(!bird.contains("debug"), "{level}: {bird}"),
+        }
+    }
 }

@@ -189,7 +189,7 @@ fn run_case(
             }
             Step::DeleteFile(file) => {
                 for object in load(file).map_err(|e| e.to_string())? {
-                    resources.delete_named(object.kind(), object.name(), None);
+                    resources.delete_named(object.kind(), object.name(), object.namespace());
                 }
             }
             Step::Expect(dir) => {

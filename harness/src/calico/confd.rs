@@ -57,10 +57,6 @@ pub enum ConfdError {
     BadEnvironment(String),
     #[error("environment {0:?}: the emulated calico-node reads only {known}", known = NodeEnv::KNOWN.join(", "))]
     UnknownEnvironment(String),
-    #[error(
-        "prefixAdvertisements of {cidr}: community {name:?} is neither defined nor aa:nn[:mm]"
-    )]
-    UnknownCommunity { cidr: String, name: String },
 }
 
 /// The environment variables of calico-node that change what confd writes.
@@ -110,11 +106,11 @@ pub fn render_with(
 ) -> Result<BirdFiles, ConfdError> {
     super::version::check_fields(resources, version)?;
     let cluster = Cluster::new(resources);
-    let Some(me) = cluster.nodes.get(node) else {
+    let (Some(me), Some(peers)) = (cluster.nodes.get(node), resolve(&cluster, node, version))
+    else {
         let known: Vec<&str> = cluster.nodes.keys().map(String::as_str).collect();
         return Err(ConfdError::UnknownNode(node.into(), known.join(", ")));
     };
-    let peers = resolve(&cluster, node, version).unwrap_or_else(no_peers);
     Ok(BirdFiles {
         bird: bird_cfg(&cluster, me, &peers, version, env)?,
         aggr: aggr_cfg(&cluster, node, &peers, version),
@@ -122,12 +118,17 @@ pub fn render_with(
     })
 }
 
-/// `CALICO_ROUTER_ID=hash`: the first four bytes of the node name's SHA-256, the
-/// first kept below 224 (no multicast or reserved router ids), as confd computes it.
-pub fn hashed_router_id(node: &str) -> std::net::Ipv4Addr {
+/// `CALICO_ROUTER_ID=hash`: the first four bytes of the node name's SHA-256, as
+/// confd computes it (from v3.25 the first kept below 224: no multicast or reserved
+/// router ids).
+pub fn hashed_router_id(node: &str, version: CalicoVersion) -> std::net::Ipv4Addr {
     use sha2::{Digest, Sha256};
     let hash = Sha256::digest(node.as_bytes());
-    let first = if hash[0] > 223 { hash[0] - 32 } else { hash[0] };
+    let first = if hash[0] > 223 && version.router_id_below_multicast() {
+        hash[0] - 32
+    } else {
+        hash[0]
+    };
     std::net::Ipv4Addr::new(first, hash[1], hash[2], hash[3])
 }
 
@@ -138,20 +139,25 @@ fn debug_line(cluster: &Cluster, node: &str) -> Option<&'static str> {
         .and_then(|c| c.log_severity_screen.clone())
         .or_else(|| cluster.global().and_then(|g| g.log_severity_screen.clone()))
         .map(|l| l.to_ascii_lowercase());
+    // BIRD logs at debug, info or not at all: confd takes any other level as none.
     match level.as_deref() {
         Some("debug") => Some("  debug all;"),
-        Some("none") => None,
-        _ => Some("  debug { states };"),
+        None | Some("info") => Some("  debug { states };"),
+        Some(_) => None,
     }
 }
 
-fn apply_communities(cluster: &Cluster, node: &str) -> Result<String, ConfdError> {
-    let own = cluster.resources.per_node(node);
-    let global = cluster.global();
-    let adverts = own
-        .filter(|c| !c.prefix_advertisements.is_empty())
-        .or(global)
-        .map(|c| c.prefix_advertisements.as_slice())
+/// The node's own BGPConfiguration's `prefixAdvertisements` when it has the field
+/// (even empty), else the global one's; a community name is looked up in that same
+/// BGPConfiguration, and one it does not define is dropped, as confd drops it.
+fn apply_communities(cluster: &Cluster, node: &str) -> String {
+    let config = cluster
+        .resources
+        .per_node(node)
+        .filter(|c| c.prefix_advertisements.is_some())
+        .or(cluster.global());
+    let adverts = config
+        .and_then(|c| c.prefix_advertisements.as_deref())
         .unwrap_or_default();
     let mut out = String::from("function apply_communities ()\n{\n");
     for advert in adverts {
@@ -160,23 +166,16 @@ fn apply_communities(cluster: &Cluster, node: &str) -> Result<String, ConfdError
         };
         let mut values = BTreeSet::new();
         for name in &advert.communities {
-            let defined = [own, global]
-                .into_iter()
-                .flatten()
-                .flat_map(|c| &c.communities)
-                .find(|c| &c.name == name)
-                .map(|c| c.value.clone());
-            let value = match defined {
-                Some(v) => v,
-                None if super::resources::is_community(name) => name.clone(),
-                None => {
-                    return Err(ConfdError::UnknownCommunity {
-                        cidr: cidr.to_string(),
-                        name: name.clone(),
-                    });
-                }
+            let value = if super::resources::is_community(name) {
+                Some(name.clone())
+            } else {
+                config
+                    .into_iter()
+                    .flat_map(|c| &c.communities)
+                    .find(|c| &c.name == name)
+                    .map(|c| c.value.clone())
             };
-            values.insert(value);
+            values.extend(value);
         }
         let _ = writeln!(out, "      if ( net ~ {cidr} ) then {{");
         for v in values {
@@ -198,7 +197,7 @@ fn apply_communities(cluster: &Cluster, node: &str) -> Result<String, ConfdError
         out.push_str("      }\n");
     }
     out.push_str("}\n");
-    Ok(out)
+    out
 }
 
 const KERNEL_DEVICE: &str = r#"
@@ -227,13 +226,13 @@ fn bird_cfg(
 ) -> Result<String, ConfdError> {
     let debug = debug_line(cluster, &me.name);
     let debug = debug.map(|d| format!("{d}\n")).unwrap_or_default();
-    let mut out = apply_communities(cluster, &me.name)?;
+    let mut out = apply_communities(cluster, &me.name);
     out.push_str(
         "\n# Generated by confd\ninclude \"bird_aggr.cfg\";\ninclude \"bird_ipam.cfg\";\n\n",
     );
     let ip = me.ip();
     let router_id = match env.router_id.as_deref() {
-        Some("hash") => hashed_router_id(&me.name).to_string(),
+        Some("hash") => hashed_router_id(&me.name, version).to_string(),
         Some(id) => id.to_string(),
         None => ip.map(|ip| ip.to_string()).unwrap_or_default(),
     };
@@ -395,7 +394,9 @@ fn peer_list(
     ip: std::net::Ipv4Addr,
     version: CalicoVersion,
 ) -> String {
-    let all = peers.running();
+    // Sorted by protocol name, as v3.32's Go sorts them.
+    let mut all = peers.running();
+    all.sort_by_key(|p| p.protocol_name());
     if all.is_empty() {
         return "# No BGP peers configured for this node\n".into();
     }
@@ -411,14 +412,6 @@ const METRIC_IMPORT: &str = "    if (defined(bgp_local_pref)&&(bgp_local_pref > 
 
 /// v3.32's export filter head: LOCAL_PREF from the kernel metric (or back).
 const METRIC_EXPORT: &str = "  export filter {\n    if (defined(source) && source = RTS_BGP && defined(bgp_local_pref)) then {\n      krt_metric = 2147483647 - bgp_local_pref;\n    } else {\n      if (!defined(krt_metric)) then { krt_metric = 1024; }\n      bgp_local_pref = 2147483647 - krt_metric;\n    }\n";
-
-fn no_peers() -> super::peers::NodePeers {
-    super::peers::NodePeers {
-        mesh: Mesh::Disabled,
-        global: Default::default(),
-        node_specific: Default::default(),
-    }
-}
 
 /// A mesh peer's import and export from v3.26 on.
 const MESH_FILTERS: &str = "  import all;        # Import all routes, since we don't know what the upstream\n                     # topology is and therefore have to trust the ToR/RR.\n  export filter {\n    calico_export_to_bgp_peers();\n    reject;\n  };  # Only want to export routes for workloads.\n";
@@ -578,7 +571,8 @@ fn protocol_v32(
         let _ = writeln!(out, "  local as {asn};");
     }
     out.push_str(&peer_address(p, my_ip));
-    let same_as = mesh || p.asn == local_as;
+    // v3.32 compares AS numbers for mesh peers too (a mesh across AS numbers is eBGP).
+    let same_as = p.asn == local_as;
     let (imports, exports) = filter_calls(resources, p, same_as);
     out.push_str("  import filter {\n");
     for c in &imports {

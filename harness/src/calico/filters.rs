@@ -42,8 +42,12 @@ pub fn function_name(filter: &str, direction: Direction) -> String {
         filter.to_string()
     } else {
         let hash = hex::encode_upper(Sha256::digest(filter.as_bytes()));
-        let keep = room - 17;
-        // Names are DNS labels (ASCII), so a byte cut is a character cut.
+        // confd cuts bytes; Kubernetes names are ASCII, and a name that is not is
+        // cut at the character boundary below, never inside a character.
+        let mut keep = room - 17;
+        while !filter.is_char_boundary(keep) {
+            keep -= 1;
+        }
         format!("{}_{}", &filter[..keep], &hash[..16])
     };
     format!("'bgp_{name}_{}FilterV4'", direction.word())
@@ -215,11 +219,13 @@ mod tests {
             function_name("my-filter", Direction::Import),
             "'bgp_my-filter_importFilterV4'"
         );
-        let long = "a".repeat(80);
-        let name = function_name(&long, Direction::Export);
-        // Quotes aside, exactly 64 characters, and stable.
-        assert_eq!(name.len(), 66, "{name}");
-        assert_eq!(name, function_name(&long, Direction::Export));
-        assert_ne!(name, function_name(&"a".repeat(81), Direction::Export));
+        // 28 characters of the name, `_`, 16 hex digits of its SHA-256: 64 in all.
+        assert_eq!(
+            function_name(&"a".repeat(80), Direction::Export),
+            "'bgp_aaaaaaaaaaaaaaaaaaaaaaaaaaaa_0F45E858FBC4176C_exportFilterV4'"
+        );
+        // A name that is not ASCII is cut between characters, not inside one.
+        let name = function_name(&"é".repeat(40), Direction::Import);
+        assert!(name.starts_with("'bgp_éééééééééééééé_"), "{name}");
     }
 }

@@ -23,7 +23,10 @@ pub struct NodeInfo {
     /// `spec.bgp.ipv4Address`: the address and its subnet.
     pub ipv4: Option<Ipv4Net>,
     pub ipv6: Option<Ipv6Addr>,
+    /// The node's AS: its own, else the global one.
     pub asn: u32,
+    /// The node's own AS number (`spec.bgp.asNumber`), if it has one.
+    pub own_asn: Option<u32>,
     pub rr_cluster_id: Option<String>,
     /// The listen port of the node's own BGPConfiguration `node.<name>`.
     pub node_listen_port: Option<u16>,
@@ -71,6 +74,7 @@ impl<'a> Cluster<'a> {
                     ipv4,
                     ipv6,
                     asn: bgp.as_number.map_or(global_as, |a| a.0),
+                    own_asn: bgp.as_number.map(|a| a.0),
                     rr_cluster_id: bgp.route_reflector_cluster_id.filter(|c| !c.is_empty()),
                     node_listen_port: resources.per_node(name).and_then(|c| c.listen_port),
                 };
@@ -109,14 +113,18 @@ impl<'a> Cluster<'a> {
     }
 
     /// The nodes a BGPPeer's `peerIP` points at, by name, as confd matches them: the
-    /// node's address, its AS (the global one when neither says), and, when the
-    /// peerIP has a port, its listen port (confd's own quirk kept: a node whose own
-    /// port matches is still left out when a different global port is set).
-    fn nodes_at(&self, ip: Ipv4Addr, asn: Option<AsNumber>, port: Option<u16>) -> Vec<String> {
-        let asn = asn.map_or(self.global_as, |a| a.0);
+    /// node's IPv4 or IPv6 address, its AS (the global one when neither says), and,
+    /// when the peerIP has a port, its listen port (confd's own quirk kept: a node
+    /// whose own port matches is still left out when a different global port is set).
+    fn nodes_at(&self, ip: IpAddr, asn: Option<AsNumber>, port: Option<u16>) -> Vec<String> {
+        let asn = asn.filter(|a| a.0 != 0).map_or(self.global_as, |a| a.0);
         self.nodes
             .values()
-            .filter(|n| n.ip() == Some(ip) && n.asn == asn)
+            .filter(|n| match ip {
+                IpAddr::V4(ip) => n.ip() == Some(ip),
+                IpAddr::V6(ip) => n.ipv6 == Some(ip),
+            })
+            .filter(|n| n.asn == asn)
             .filter(|n| match port {
                 None => true,
                 Some(port) => {
@@ -228,7 +236,9 @@ pub struct Peer {
     pub source: SourceAddress,
     /// The peer's own route reflector cluster id (`""` for non-Calico peers).
     pub rr_cluster_id: String,
-    /// The peer's address is a Calico node's (set for BGPPeers by address only).
+    /// The peer's address is a Calico node's, as confd marks it: every mesh peer, and
+    /// a BGPPeer by address that is a node's (peers chosen by selector are not
+    /// marked).
     pub calico_node: bool,
     pub keep_next_hop: bool,
     pub next_hop_mode: Option<NextHopMode>,
@@ -287,11 +297,12 @@ impl Peer {
         }
     }
 
-    /// confd's key for the peering: `<ip>` or `<ip>-<port>`; listings sort by it.
+    /// confd's key for the peering: `<ip>`, or `<ip>-<port>` for a port other than
+    /// BGP's own (179); listings sort by it.
     fn key(&self) -> String {
         match self.port {
-            Some(port) => format!("{}-{port}", self.ip),
-            None => self.ip.to_string(),
+            Some(port) if port != 179 => format!("{}-{port}", self.ip),
+            _ => self.ip.to_string(),
         }
     }
 }
@@ -325,7 +336,13 @@ pub fn resolve(cluster: &Cluster, node: &str, version: CalicoVersion) -> Option<
                     } else {
                         MeshOutcome::Peer(Peer {
                             port: other.listen_port(cluster),
-                            asn: other.asn,
+                            // v3.32's Go falls back to this node's AS, the
+                            // templates before it to the global one.
+                            asn: match other.own_asn {
+                                Some(asn) => asn,
+                                None if version.metric_local_pref() => me.asn,
+                                None => other.asn,
+                            },
                             calico_node: true,
                             restart_time,
                             password: password.clone(),
@@ -379,9 +396,11 @@ pub fn resolve(cluster: &Cluster, node: &str, version: CalicoVersion) -> Option<
                 .map(|n| n.name.clone())
                 .collect(),
             (None, Some(text)) => match split_peer_ip(text) {
-                // A peering by IPv6 address reverses over IPv6 only: nothing here.
-                Ok((IpAddr::V4(ip), port)) => cluster.nodes_at(ip, spec.as_number, port),
-                _ => Vec::new(),
+                // From v3.24 a peering by IPv6 address reverses over IPv6 only:
+                // nothing here.
+                Ok((IpAddr::V6(_), _)) if version.reverse_peering_by_family() => Vec::new(),
+                Ok((ip, port)) => cluster.nodes_at(ip, spec.as_number, port),
+                Err(_) => Vec::new(),
             },
             (None, None) => Vec::new(),
         };
@@ -489,7 +508,7 @@ fn forward_peers(
     };
     // Without a port, a peer at a Calico node's address is reached on its listen port.
     let port = port.or_else(|| {
-        let nodes = cluster.nodes_at(ip, spec.as_number, None);
+        let nodes = cluster.nodes_at(IpAddr::V4(ip), spec.as_number, None);
         nodes
             .first()
             .and_then(|n| cluster.nodes.get(n))

@@ -150,8 +150,8 @@ pub struct BgpConfigurationSpec {
     pub service_external_ips: Vec<Cidr>,
     #[serde(default)]
     pub communities: Vec<Community>,
-    #[serde(default)]
-    pub prefix_advertisements: Vec<PrefixAdvertisement>,
+    /// Set (even empty), it replaces the global list for that node.
+    pub prefix_advertisements: Option<Vec<PrefixAdvertisement>>,
     #[serde(default, rename = "serviceLoadBalancerIPs")]
     pub service_load_balancer_ips: Vec<Cidr>,
     /// A Go duration: the graceful restart time of mesh sessions.
@@ -496,7 +496,6 @@ pub struct ServiceSpec {
     #[serde(rename = "loadBalancerIP")]
     pub load_balancer_ip: Option<String>,
     pub external_traffic_policy: Option<String>,
-    pub internal_traffic_policy: Option<String>,
     /// Without one, Kubernetes mirrors the Service's Endpoints into EndpointSlices.
     pub selector: Option<Value>,
 }
@@ -527,7 +526,18 @@ impl Resource {
             Resource::BlockAffinity(..) => "BlockAffinity",
             Resource::Secret(..) => "Secret",
             Resource::Service(..) => "Service",
+            Resource::Endpoints(_, e) if e.slice => "EndpointSlice",
             Resource::Endpoints(..) => "Endpoints",
+        }
+    }
+
+    /// The namespace of a namespaced Kubernetes object.
+    pub fn namespace(&self) -> Option<&str> {
+        match self {
+            Resource::Secret(n, _) | Resource::Service(n, _) | Resource::Endpoints(n, _) => {
+                Some(&n.namespace)
+            }
+            _ => None,
         }
     }
 
@@ -912,7 +922,8 @@ pub struct Resources {
     pub kube_node_labels: BTreeMap<String, BTreeMap<String, String>>,
     pub secrets: BTreeMap<Namespaced, BTreeMap<String, String>>,
     pub services: BTreeMap<Namespaced, ServiceSpec>,
-    pub endpoints: BTreeMap<Namespaced, EndpointsOf>,
+    /// Endpoints and EndpointSlices (`true`), which may share a name.
+    pub endpoints: BTreeMap<(Namespaced, bool), EndpointsOf>,
     /// Felix's endpoint status files, by node and file name.
     pub endpoint_status: BTreeMap<String, BTreeMap<String, WorkloadStatus>>,
 }
@@ -974,7 +985,7 @@ impl Resources {
                     self.services.insert(n, s);
                 }
                 Resource::Endpoints(n, e) => {
-                    self.endpoints.insert(n, e);
+                    self.endpoints.insert((n, e.slice), e);
                 }
             }
         }
@@ -1099,7 +1110,12 @@ impl Resources {
             namespace: CALICO_NAMESPACE.into(),
             name: r.name.clone(),
         };
-        self.secrets.get(&id)?.get(&r.key).cloned()
+        // An empty password is none: the templates write none for it.
+        self.secrets
+            .get(&id)?
+            .get(&r.key)
+            .filter(|p| !p.is_empty())
+            .cloned()
     }
 
     /// Deletes one object by kind (as `calicoctl`/`kubectl delete <kind> <name>` take
@@ -1120,7 +1136,8 @@ impl Resources {
             "ippool" => self.ip_pools.remove(name).is_some(),
             "secret" => self.secrets.remove(&id).is_some(),
             "service" => self.services.remove(&id).is_some(),
-            "endpoints" | "endpointslice" => self.endpoints.remove(&id).is_some(),
+            "endpoints" => self.endpoints.remove(&(id, false)).is_some(),
+            "endpointslice" => self.endpoints.remove(&(id, true)).is_some(),
             _ => false,
         }
     }
@@ -1303,7 +1320,7 @@ fn check(object: &Resource) -> Result<(), CalicoError> {
             if let Some(d) = &spec.node_mesh_max_restart_time {
                 go_duration_seconds(d).map_err(invalid)?;
             }
-            for advert in &spec.prefix_advertisements {
+            for advert in spec.prefix_advertisements.iter().flatten() {
                 for c in &advert.communities {
                     if !spec.communities.iter().any(|d| &d.name == c) && !is_community(c) {
                         // A name may be defined in BGPConfiguration `default` instead,
@@ -1398,7 +1415,11 @@ pub fn split_peer_ip(text: &str) -> Result<(IpAddr, Option<u16>), String> {
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
     let ip = host.parse::<IpAddr>().map_err(|_| bad())?;
-    let port = port.parse::<u16>().map_err(|_| bad())?;
+    let port = port
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(bad)?;
     Ok((ip, Some(port)))
 }
 
@@ -1429,7 +1450,8 @@ pub fn go_duration_seconds(text: &str) -> Result<u64, String> {
         total += value * scale;
         rest = &rest[unit_len..];
     }
-    Ok(total as u64)
+    // Calico rounds to whole seconds.
+    Ok(total.round() as u64)
 }
 
 #[cfg(test)]

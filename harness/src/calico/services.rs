@@ -93,7 +93,7 @@ pub fn routes(cluster: &Cluster, node: &str, version: CalicoVersion) -> ServiceR
                 .resources
                 .endpoints
                 .iter()
-                .filter(|(e, of)| {
+                .filter(|((e, _), of)| {
                     // v3.31 reads EndpointSlices, which Kubernetes mirrors from the
                     // Endpoints of a Service without a selector.
                     let read = if version.endpoint_slices() {

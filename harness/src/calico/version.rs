@@ -120,6 +120,17 @@ impl CalicoVersion {
         self.at_least(27)
     }
 
+    /// v3.24: the reverse of a BGPPeer by address runs over that address's family
+    /// only (v3.23 also peers a node found by its IPv6 address over IPv4).
+    pub fn reverse_peering_by_family(self) -> bool {
+        self.at_least(24)
+    }
+
+    /// v3.25: `CALICO_ROUTER_ID=hash` keeps the router id below 224.0.0.0.
+    pub fn router_id_below_multicast(self) -> bool {
+        self.at_least(25)
+    }
+
     /// v3.30: BGPPeer `nextHopMode` (Auto, Self, Keep) overrides
     /// `keepOriginalNextHop`, and peers chosen by selector carry either.
     pub fn next_hop_modes(self) -> bool {
