@@ -215,15 +215,44 @@ fn lab_cli_scenario_filter_runs_only_the_matching_ones() {
         &name,
         "--scenario",
         "same_host",
+        "--scenario",
+        "spine",
+        "--read-only",
         "--json",
         &json,
     ]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let scenarios = report["scenarios"].as_array().unwrap();
-    assert_eq!(scenarios.len(), 1);
-    assert_eq!(scenarios[0]["name"], "same_host_ping");
+    let names: Vec<&str> = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    // `spine` also matches spine_failure_keeps_cross_rack_traffic, which --read-only
+    // leaves out.
+    assert_eq!(
+        names,
+        ["same_host_ping", "cross_rack_path_crosses_one_spine"]
+    );
+}
+
+#[test]
+fn read_only_that_leaves_no_scenario_exits_2_before_any_lab() {
+    let (code, _, stderr) = calico_lab(&[
+        "run",
+        "--name",
+        &unique("ro"),
+        "--read-only",
+        "--scenario",
+        "leaf_failure",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("--read-only leaves no scenario"),
+        "{stderr}"
+    );
 }
 
 #[test]

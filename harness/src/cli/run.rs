@@ -20,6 +20,10 @@ pub struct Args {
     /// Run only scenarios whose name contains PATTERN (repeatable; default: all).
     #[arg(long = "scenario", short = 's', value_name = "PATTERN")]
     scenarios: Vec<String>,
+    /// Only the scenarios that read the lab (no faults, mesh switch or upgrade): the
+    /// quick gate.
+    #[arg(long)]
+    read_only: bool,
     /// Keep the lab afterwards: never (default), on-failure, always.
     #[arg(long, default_value = "never")]
     keep: KeepPolicy,
@@ -49,7 +53,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.flavor.dry_run(&topology, args.name.as_deref())? {
         return Ok(ExitCode::SUCCESS);
     }
-    let scenarios = scenario::select(&args.scenarios)?;
+    let mut scenarios = scenario::select(&args.scenarios)?;
+    if args.read_only {
+        scenarios.retain(|s| !s.disrupts);
+        if scenarios.is_empty() {
+            return Err(Error::Unsupported(
+                "--read-only leaves no scenario: every one selected changes the lab".into(),
+            )
+            .into());
+        }
+    }
     // An unwritable report path is the user's input: refuse it before the lab starts.
     check_writable(args.json.iter().chain(&args.junit).chain(&args.markdown))?;
     let display = Display::new();
