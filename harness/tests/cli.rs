@@ -172,14 +172,7 @@ fn lab_cli_run_passes_on_the_seed_and_writes_every_report() {
         stdout.contains(&format!("{all} passed, 0 failed")),
         "{stdout}"
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let names: Vec<&str> = report["scenarios"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let names = report_names(&json);
     let all: Vec<&str> = calico_lab::scenario::SCENARIOS
         .iter()
         .map(|s| s.name)
@@ -204,6 +197,18 @@ fn lab_cli_run_passes_on_the_seed_and_writes_every_report() {
     assert!(stderr.contains("no lab named"), "{stderr}");
 }
 
+/// The scenario names of a JSON report, in its order.
+fn report_names(json: &str) -> Vec<String> {
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[test]
 fn lab_cli_scenario_filter_runs_only_the_matching_ones() {
     let dir = tempfile::tempdir().unwrap();
@@ -222,36 +227,12 @@ fn lab_cli_scenario_filter_runs_only_the_matching_ones() {
         &json,
     ]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let names: Vec<&str> = report["scenarios"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let names = report_names(&json);
     // `spine` also matches spine_failure_keeps_cross_rack_traffic, which --read-only
     // leaves out.
     assert_eq!(
         names,
         ["same_host_ping", "cross_rack_path_crosses_one_spine"]
-    );
-}
-
-#[test]
-fn read_only_that_leaves_no_scenario_exits_2_before_any_lab() {
-    let (code, _, stderr) = calico_lab(&[
-        "run",
-        "--name",
-        &unique("ro"),
-        "--read-only",
-        "--scenario",
-        "leaf_failure",
-    ]);
-    assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("--read-only leaves no scenario"),
-        "{stderr}"
     );
 }
 
@@ -392,24 +373,30 @@ fn lab_cli_apply_reconfigures_a_running_lab() {
     assert_eq!(bad, 2, "{bad_err}");
 }
 
+/// Input `run` can judge before it starts anything: exit 2, no lab brought up.
 #[test]
-fn an_unwritable_report_path_exits_2_before_any_lab_starts() {
-    let (code, _, stderr) = calico_lab(&[
-        "run",
-        "--name",
-        &unique("badreport"),
-        "--junit",
-        "/nonexistent-dir/report.xml",
-    ]);
-    assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("/nonexistent-dir/report.xml: cannot write"),
-        "{stderr}"
-    );
-    assert!(
-        !stderr.contains("bringing up"),
-        "no lab was started: {stderr}"
-    );
+fn bad_run_input_exits_2_before_any_lab_starts() {
+    for (args, want) in [
+        (
+            &["--junit", "/nonexistent-dir/report.xml"][..],
+            "/nonexistent-dir/report.xml: cannot write",
+        ),
+        (
+            &["--read-only", "--scenario", "leaf_failure"][..],
+            "--read-only leaves no scenario",
+        ),
+    ] {
+        let name = unique("badrun");
+        let mut all = vec!["run", "--name", &name];
+        all.extend(args);
+        let (code, _, stderr) = calico_lab(&all);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains(want), "{stderr}");
+        assert!(
+            !stderr.contains("bringing up"),
+            "no lab was started: {stderr}"
+        );
+    }
 }
 
 #[test]
