@@ -128,6 +128,40 @@ fn bad_resources_are_clear_errors() {
     for (spec, want) in filters {
         refused("BGPFilter", spec, want);
     }
+    // What would reach BIRD as a value it refuses, or as configuration of its own.
+    for (kind, spec, want) in [
+        ("BGPFilter", "spec: {exportV4: [{action: Accept, matchOperator: In, cidr: 10.0.0.0/16, prefixLength: {min: 30, max: 20}}]}", "prefixLength 30 to 20"),
+        ("BGPFilter", "spec: {exportV4: [{action: Accept, matchOperator: In, cidr: 10.1.2.3/8}]}", "host bits"),
+        ("BGPFilter", "spec: {exportV4: [{action: Accept, matchOperator: In, cidr: 'fd00::/8'}]}", "an IPv4 rule matches fd00::/8"),
+        ("BGPFilter", "spec: {exportV4: [{action: Accept, interface: 'eth\"0'}]}", "not an interface name"),
+        ("BGPFilter", "spec: {exportV4: [{action: Accept, prefixLength: {max: 24}}]}", "prefixLength needs a cidr"),
+        ("BGPFilter", "spec: {importV4: [{action: Accept, priority: 0}]}", "priority 0"),
+        ("BGPConfiguration", "spec: {asNumber: 0}", "spec.asNumber: 0"),
+        ("BGPConfiguration", "spec: {bindMode: Bogus}", "spec.bindMode"),
+        ("BGPConfiguration", "spec: {ignoredInterfaces: ['eth\"0']}", "spec.ignoredInterfaces"),
+        ("BGPConfiguration", "spec: {nodeMeshMaxRestartTime: 2562048h}", "65535 s"),
+        ("BGPConfiguration", "spec: {localWorkloadPeeringIPV4: foo}", "localWorkloadPeeringIPV4"),
+        ("BGPPeer", "spec: {peerIP: 0.0.0.0, asNumber: 1}", "cannot be a BGP peer"),
+        ("BGPPeer", "spec: {peerIP: 10.0.0.1, asNumber: 1, maxRestartTime: 100000h}", "spec.maxRestartTime"),
+        ("BGPPeer", "spec: {peerIP: 10.0.0.1, asNumber: 1, localASNumber: 0}", "spec.localASNumber: 0"),
+        ("Node", "spec: {bgp: {ipv4Address: 10.0.0.1/24, routeReflectorClusterID: foo}}", "not an IPv4 address"),
+        ("Node", "spec: {bgp: {ipv4Address: 10.0.0.1/24, asNumber: 0}}", "spec.bgp.asNumber: 0"),
+        ("IPPool", "spec: {cidr: 10.0.0.0/16, ipipMode: Always, vxlanMode: Always}", "cannot both be enabled"),
+        ("IPPool", "spec: {cidr: 10.0.0.1/16}", "host bits"),
+    ] {
+        refused(kind, spec, want);
+    }
+    // Names reach BIRD's comments and symbols: a line break would end a comment.
+    for name in ["a b", "\"evil\\nprotocol static x {}\"", "Upper", "-a"] {
+        let yaml = format!(
+            "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: {name}}}\nspec: {{peerIP: 10.0.0.1, asNumber: 1}}\n"
+        );
+        let err = Resources::default()
+            .apply(parse(&yaml, "t").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must be a Kubernetes name"), "{name}: {err}");
+    }
     for (spec, want) in applied {
         refused("BGPPeer", spec, want);
     }
@@ -555,4 +589,52 @@ fn peer_order_ports_durations_and_log_levels_as_confd_has_them() {
             None => assert!(!bird.contains("debug"), "{level}: {bird}"),
         }
     }
+}
+
+/// What BIRD would refuse, or take as configuration of its own, is refused at render:
+/// a password it cannot quote, a peering without an AS number, a node without a
+/// router id, a router id that is not an address; a listen port of 0 is none.
+#[test]
+fn renders_bird_would_refuse_are_refused() {
+    use calico_lab::calico::confd::{render_with, NodeEnv};
+    let node = "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: a}\nspec: {bgp: {ipv4Address: 10.0.0.1/24}}\n";
+    let with = |extra: &str| cluster(&format!("{node}---\n{extra}"));
+    let secret = |value: &str| {
+        format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: s, namespace: kube-system}}\nstringData: {{k: '{value}'}}\n---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: p}}\nspec: {{peerIP: 10.0.0.9, asNumber: 65001, password: {{secretKeyRef: {{name: s, key: k}}}}}}\n")
+    };
+    let ok = render(&with(&secret("good-one")), "a", V).unwrap().bird;
+    assert!(ok.contains("password \"good-one\";"), "{ok}");
+    for bad in [
+        "a\"; } protocol static evil { route 6.6.6.0/24 blackhole; } #",
+        "back\\slash",
+    ] {
+        let err = render(&with(&secret(bad)), "a", V).unwrap_err().to_string();
+        assert!(err.contains("BGP password for 10.0.0.9"), "{bad}: {err}");
+    }
+    let err = render(
+        &with("apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: p}\nspec: {peerIP: 10.0.0.9}\n"),
+        "a",
+        V,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("no AS number"), "{err}");
+    let bare =
+        cluster("apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: b}\nspec: {}\n");
+    let err = render(&bare, "b", V).unwrap_err().to_string();
+    assert!(err.contains("CALICO_ROUTER_ID"), "{err}");
+    let env = NodeEnv::parse(["CALICO_ROUTER_ID=hash"]).unwrap();
+    assert!(render_with(&bare, "b", V, &env).is_ok());
+    let err = NodeEnv::parse(["CALICO_ROUTER_ID=1.2.3.4;\nprotocol static x {}"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not an IPv4 address"), "{err}");
+    let bird = render(
+        &with("apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {listenPort: 0}\n"),
+        "a",
+        V,
+    )
+    .unwrap()
+    .bird;
+    assert!(!bird.contains("listen bgp"), "{bird}");
 }

@@ -513,6 +513,14 @@ fn confd_renders_a_calico_case_with_its_environment_and_refuses_bad_input() {
     let (code, _, stderr) = calico_lab(&bad);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("CALICO_ROUTER_ID"), "{stderr}");
+    // An output path that is a file: exit 2, naming it.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let mut to_file = args.clone();
+    to_file[6] = file.to_str().unwrap();
+    let (code, _, stderr) = calico_lab(&to_file);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("a-file"), "{stderr}");
     // A field that version does not have: localASNumber came with v3.31.
     let peer = dir.path().join("peer.yaml");
     std::fs::write(&peer, "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: p}\nspec: {peerIP: 10.0.0.9, asNumber: 65001, localASNumber: 65002}\n").unwrap();

@@ -57,7 +57,7 @@ impl<'a> Cluster<'a> {
     pub fn new(resources: &'a Resources) -> Self {
         let global = resources.global();
         let global_as = global.and_then(|g| g.as_number).map_or(DEFAULT_AS, |a| a.0);
-        let global_port = global.and_then(|g| g.listen_port);
+        let global_port = global.and_then(|g| g.listen_port).filter(|p| *p != 0);
         let nodes = resources
             .nodes
             .iter()
@@ -76,7 +76,10 @@ impl<'a> Cluster<'a> {
                     asn: bgp.as_number.map_or(global_as, |a| a.0),
                     own_asn: bgp.as_number.map(|a| a.0),
                     rr_cluster_id: bgp.route_reflector_cluster_id.filter(|c| !c.is_empty()),
-                    node_listen_port: resources.per_node(name).and_then(|c| c.listen_port),
+                    node_listen_port: resources
+                        .per_node(name)
+                        .and_then(|c| c.listen_port)
+                        .filter(|p| *p != 0),
                 };
                 (name.clone(), info)
             })

@@ -717,6 +717,7 @@ fn parse_kubernetes(
         v.and_then(Value::as_object)
             .map(|o| {
                 o.iter()
+                    .filter(|(_, v)| !v.is_null())
                     .map(|(k, v)| {
                         (
                             k.clone(),
@@ -1203,6 +1204,12 @@ fn check(object: &Resource) -> Result<(), CalicoError> {
         name: object.name().to_string(),
         message,
     };
+    // Names end up in BIRD comments and symbols: Kubernetes names only.
+    if !is_object_name(object.name()) {
+        return Err(invalid(
+            "metadata.name must be a Kubernetes name: 1 to 253 of a-z, 0-9, '-' and '.', starting and ending with a letter or digit".into(),
+        ));
+    }
     let selector = |text: &Option<String>| -> Result<(), CalicoError> {
         match text {
             Some(text) => Selector::parse(text)
@@ -1246,7 +1253,11 @@ fn check(object: &Resource) -> Result<(), CalicoError> {
                 }
                 (None, None) => {}
                 (Some(ip), None) => {
-                    let (peer, _) = split_peer_ip(ip).map_err(invalid)?;
+                    let (peer, _) =
+                        split_peer_ip(ip).map_err(|e| invalid(format!("spec.peerIP: {e}")))?;
+                    if peer.is_unspecified() {
+                        return Err(invalid(format!("spec.peerIP: {peer} cannot be a BGP peer")));
+                    }
                     if let Some(via) = &spec.reachable_by {
                         match via.parse::<IpAddr>() {
                             Ok(via) if via.is_ipv4() == peer.is_ipv4() => {}
@@ -1277,15 +1288,34 @@ fn check(object: &Resource) -> Result<(), CalicoError> {
                 }
             }
             selector(&spec.local_workload_selector)?;
-            for d in [&spec.max_restart_time, &spec.keepalive_time]
-                .into_iter()
-                .flatten()
-            {
-                go_duration_seconds(d).map_err(invalid)?;
+            for (field, d) in [
+                ("maxRestartTime", &spec.max_restart_time),
+                ("keepaliveTime", &spec.keepalive_time),
+            ] {
+                if let Some(d) = d {
+                    bird_seconds(d).map_err(|e| invalid(format!("spec.{field}: {e}")))?;
+                }
+            }
+            if spec.local_as_number.is_some_and(|a| a.0 == 0) {
+                return Err(invalid(
+                    "spec.localASNumber: 0 is not an AS number BGP can use".into(),
+                ));
             }
         }
-        Resource::Node(_, spec) => {
+        Resource::Node(_, spec) | Resource::KubeNode(_, spec) => {
             if let Some(bgp) = &spec.bgp {
+                if bgp.as_number.is_some_and(|a| a.0 == 0) {
+                    return Err(invalid(
+                        "spec.bgp.asNumber: 0 is not an AS number BGP can use".into(),
+                    ));
+                }
+                if let Some(id) = &bgp.route_reflector_cluster_id {
+                    if !id.is_empty() && id.parse::<std::net::Ipv4Addr>().is_err() {
+                        return Err(invalid(format!(
+                            "spec.bgp.routeReflectorClusterID: {id:?} is not an IPv4 address"
+                        )));
+                    }
+                }
                 for (field, value, v4) in [
                     ("ipv4Address", &bgp.ipv4_address, true),
                     ("ipv6Address", &bgp.ipv6_address, false),
@@ -1315,10 +1345,86 @@ fn check(object: &Resource) -> Result<(), CalicoError> {
                 )));
             }
             selector(&spec.node_selector)?;
+            if spec.ipip_mode != EncapMode::Never && spec.vxlan_mode != EncapMode::Never {
+                return Err(invalid(
+                    "ipipMode and vxlanMode cannot both be enabled".into(),
+                ));
+            }
+            if spec.cidr.trunc() != spec.cidr {
+                return Err(invalid(format!(
+                    "cidr {} has host bits set (the network is {})",
+                    spec.cidr,
+                    spec.cidr.trunc()
+                )));
+            }
         }
         Resource::BgpConfiguration(_, spec) => {
             if let Some(d) = &spec.node_mesh_max_restart_time {
-                go_duration_seconds(d).map_err(invalid)?;
+                bird_seconds(d)
+                    .map_err(|e| invalid(format!("spec.nodeMeshMaxRestartTime: {e}")))?;
+            }
+            if spec.as_number.is_some_and(|a| a.0 == 0) {
+                return Err(invalid(
+                    "spec.asNumber: 0 is not an AS number BGP can use".into(),
+                ));
+            }
+            for (field, value, allowed) in [
+                ("bindMode", &spec.bind_mode, &["None", "NodeIP"][..]),
+                (
+                    "logSeverityScreen",
+                    &spec.log_severity_screen,
+                    &["Debug", "Info", "Warning", "Error", "Fatal", "None"][..],
+                ),
+                (
+                    "programClusterRoutes",
+                    &spec.program_cluster_routes,
+                    &["Enabled", "Disabled"][..],
+                ),
+                (
+                    "serviceLoadBalancerAggregation",
+                    &spec.service_load_balancer_aggregation,
+                    &["Enabled", "Disabled"][..],
+                ),
+            ] {
+                if let Some(v) = value {
+                    if !allowed.iter().any(|a| a.eq_ignore_ascii_case(v)) {
+                        return Err(invalid(format!(
+                            "spec.{field}: {v:?} is not one of {}",
+                            allowed.join(", ")
+                        )));
+                    }
+                }
+            }
+            for (field, value) in [
+                (
+                    "localWorkloadPeeringIPV4",
+                    &spec.local_workload_peering_ipv4,
+                ),
+                (
+                    "localWorkloadPeeringIPV6",
+                    &spec.local_workload_peering_ipv6,
+                ),
+            ] {
+                if let Some(v) = value {
+                    if v.parse::<IpAddr>().is_err() {
+                        return Err(invalid(format!("spec.{field}: {v:?} is not an IP address")));
+                    }
+                }
+            }
+            for i in &spec.ignored_interfaces {
+                if !is_interface_glob(i) {
+                    return Err(invalid(format!(
+                        "spec.ignoredInterfaces: {i:?} is not an interface name or glob"
+                    )));
+                }
+            }
+            for advert in spec.prefix_advertisements.iter().flatten() {
+                if advert.cidr.trunc() != advert.cidr {
+                    return Err(invalid(format!(
+                        "spec.prefixAdvertisements: {} has host bits set",
+                        advert.cidr
+                    )));
+                }
             }
             for advert in spec.prefix_advertisements.iter().flatten() {
                 for c in &advert.communities {
@@ -1341,6 +1447,17 @@ fn check(object: &Resource) -> Result<(), CalicoError> {
             }
         }
         Resource::BgpFilter(_, spec) => {
+            let v4 = spec.import_v4.iter().chain(&spec.export_v4);
+            let v6 = spec.import_v6.iter().chain(&spec.export_v6);
+            for (rule, want_v4) in v4.map(|r| (r, true)).chain(v6.map(|r| (r, false))) {
+                if rule.cidr.is_some_and(|c| c.addr().is_ipv4() != want_v4) {
+                    return Err(invalid(format!(
+                        "an IPv{} rule matches {}",
+                        if want_v4 { 4 } else { 6 },
+                        rule.cidr.map(|c| c.to_string()).unwrap_or_default()
+                    )));
+                }
+            }
             for rule in spec
                 .import_v4
                 .iter()
@@ -1352,6 +1469,46 @@ fn check(object: &Resource) -> Result<(), CalicoError> {
                     return Err(invalid(
                         "cidr and matchOperator go together in a BGPFilter rule".into(),
                     ));
+                }
+                if let Some(cidr) = rule.cidr {
+                    if cidr.trunc() != cidr {
+                        return Err(invalid(format!("cidr {cidr} has host bits set")));
+                    }
+                }
+                if let Some(p) = rule.prefix_length {
+                    let Some(cidr) = rule.cidr else {
+                        return Err(invalid("prefixLength needs a cidr".into()));
+                    };
+                    let (min, max) = (
+                        p.min.unwrap_or(cidr.prefix_len()),
+                        p.max.unwrap_or(cidr.max_prefix_len()),
+                    );
+                    if min < cidr.prefix_len() || max > cidr.max_prefix_len() || min > max {
+                        return Err(invalid(format!(
+                            "prefixLength {min} to {max} does not fit {cidr} (from {} to {})",
+                            cidr.prefix_len(),
+                            cidr.max_prefix_len()
+                        )));
+                    }
+                }
+                if let Some(i) = &rule.interface {
+                    if !is_interface_glob(i) {
+                        return Err(invalid(format!(
+                            "interface {i:?} is not an interface name or glob"
+                        )));
+                    }
+                }
+                let priorities = rule.priority.into_iter().chain(
+                    rule.operations
+                        .iter()
+                        .filter_map(|o| o.set_priority.as_ref().map(|p| p.value)),
+                );
+                for p in priorities {
+                    if p == 0 || p > 2_147_483_646 {
+                        return Err(invalid(format!(
+                            "priority {p} is not within 1 to 2147483646"
+                        )));
+                    }
                 }
                 let values = rule.communities.iter().flat_map(|c| &c.values).chain(
                     rule.operations
@@ -1387,13 +1544,48 @@ fn check(object: &Resource) -> Result<(), CalicoError> {
                 }
             }
         }
-        Resource::BlockAffinity(..)
-        | Resource::KubeNode(..)
-        | Resource::Secret(..)
-        | Resource::Service(..)
-        | Resource::Endpoints(..) => {}
+        Resource::BlockAffinity(_, spec) => {
+            if spec.cidr.trunc() != spec.cidr {
+                return Err(invalid(format!(
+                    "spec.cidr {} has host bits set",
+                    spec.cidr
+                )));
+            }
+        }
+        Resource::Secret(..) | Resource::Service(..) | Resource::Endpoints(..) => {}
     }
     Ok(())
+}
+
+/// A Kubernetes object name (DNS-1123 subdomain).
+pub fn is_object_name(name: &str) -> bool {
+    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    (1..=253).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && alnum(name.chars().next())
+        && alnum(name.chars().last())
+}
+
+/// An interface name or a BIRD glob of one: nothing that would end BIRD's quotes.
+fn is_interface_glob(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:*?@+".contains(c))
+}
+
+/// Seconds of a Go duration that BIRD's timers take (up to 65535 s).
+fn bird_seconds(text: &str) -> Result<u64, String> {
+    let seconds = go_duration_seconds(text)?;
+    if seconds > 65_535 {
+        return Err(format!(
+            "{text:?} is longer than BIRD's timers take (65535 s)"
+        ));
+    }
+    Ok(seconds)
 }
 
 /// A standard (`aa:nn`) or large (`aa:nn:mm`) community literal.

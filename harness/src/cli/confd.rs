@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use calico_lab::calico::{self, confd, CalicoError, CalicoVersion, Resources};
 use calico_lab::Error;
 
@@ -46,11 +45,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.upstream_bird {
         bird = calico::bird::upstream(&bird);
     }
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
+    // An output folder that cannot be written is the user's input: exit 2.
+    std::fs::create_dir_all(&args.out).map_err(|source| Error::Write {
+        path: args.out.clone(),
+        source,
+    })?;
     for (name, text) in bird.files() {
         let path = args.out.join(name);
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, text).map_err(|source| Error::Write {
+            path: path.clone(),
+            source,
+        })?;
         println!("{}", path.display());
     }
     Ok(ExitCode::SUCCESS)
