@@ -10,7 +10,7 @@
 //! |---|---|
 //! | [`topology`] | the topology model: load, validate, derive |
 //! | [`render`] | configs derived from a topology: FRR, VyOS, kind, Calico resources, diagrams |
-//! | [`calico`] | the emulated calico-node: resources, selectors, peers, IPAM, confd's render |
+//! | [`calico`] | the emulated calico-node: resources, selectors, peers, services, BGPFilters, IPAM, confd's render per version |
 //! | [`backend`] | the flavor seam and its implementations (emulated, kind, replay) |
 //! | [`lab`] | the lab handle users and scenarios work with |
 //! | [`probe`] | parsers for what daemons and tools print |
