@@ -1387,7 +1387,12 @@ fn check(object: &Resource) -> Result<(), CalicoError> {
                 ),
             ] {
                 if let Some(v) = value {
-                    if !allowed.iter().any(|a| a.eq_ignore_ascii_case(v)) {
+                    // Calico lower-cases the log level; its other enums are exact.
+                    let matches = |a: &&str| match field {
+                        "logSeverityScreen" => a.eq_ignore_ascii_case(v),
+                        _ => a == v,
+                    };
+                    if !allowed.iter().any(matches) {
                         return Err(invalid(format!(
                             "spec.{field}: {v:?} is not one of {}",
                             allowed.join(", ")
