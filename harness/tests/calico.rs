@@ -115,16 +115,17 @@ fn bad_resources_are_clear_errors() {
             "exactly one of addCommunity",
         ),
     ];
-    let refused = |kind: &str, spec: &str, want: &str| {
+    let refused_named = |kind: &str, name: &str, spec: &str, want: &str| {
         let yaml = format!(
-            "apiVersion: projectcalico.org/v3\nkind: {kind}\nmetadata: {{name: x}}\n{spec}\n"
+            "apiVersion: projectcalico.org/v3\nkind: {kind}\nmetadata: {{name: {name}}}\n{spec}\n"
         );
         let err = Resources::default()
             .apply(parse(&yaml, "t").unwrap())
             .unwrap_err()
             .to_string();
-        assert!(err.contains(want), "{err:?} lacks {want:?}");
+        assert!(err.contains(want), "{name}: {err:?} lacks {want:?}");
     };
+    let refused = |kind: &str, spec: &str, want: &str| refused_named(kind, "x", spec, want);
     for (spec, want) in filters {
         refused("BGPFilter", spec, want);
     }
@@ -153,14 +154,12 @@ fn bad_resources_are_clear_errors() {
     }
     // Names reach BIRD's comments and symbols: a line break would end a comment.
     for name in ["a b", "\"evil\\nprotocol static x {}\"", "Upper", "-a"] {
-        let yaml = format!(
-            "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: {name}}}\nspec: {{peerIP: 10.0.0.1, asNumber: 1}}\n"
+        refused_named(
+            "BGPPeer",
+            name,
+            "spec: {peerIP: 10.0.0.1, asNumber: 1}",
+            "must be a Kubernetes name",
         );
-        let err = Resources::default()
-            .apply(parse(&yaml, "t").unwrap())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("must be a Kubernetes name"), "{name}: {err}");
     }
     for (spec, want) in applied {
         refused("BGPPeer", spec, want);
