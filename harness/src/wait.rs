@@ -36,7 +36,7 @@ where
     loop {
         let poll = Instant::now();
         let broken = check().await;
-        let ceiling = poll.elapsed().max(Duration::from_millis(250));
+        let ceiling = poll.elapsed().max(Duration::from_millis(100));
         if broken.is_empty() {
             return Ok(started.elapsed());
         }

@@ -622,8 +622,9 @@ async fn lab_spawned_command_runs_until_stopped() {
 }
 
 /// Many reads as one batch in the observer answer exactly as one exec each: exit
-/// codes, both streams, a pod's namespace; a member restarted since its pid was
-/// read is found again, a stopped one is an error for its reads only.
+/// codes, both streams, a pod's namespace, FRR's answers; a member restarted
+/// since its pid was read is found again, a stopped one is an error for its reads
+/// only.
 #[tokio::test]
 async fn lab_batched_reads_answer_as_single_execs_do() {
     let name = lab_name("batch");
@@ -656,6 +657,23 @@ async fn lab_batched_reads_answer_as_single_execs_do() {
         );
     }
     assert_eq!(batched[3].as_ref().unwrap().stdout, "out's\n");
+    // `vtysh -c 'show bgp ...'` goes to bgpd through the image's vty client: the
+    // same answer as vtysh itself gives (run through a shell, not rewritten).
+    let leaf = Target::Router(t.leafs[0].name.clone());
+    for command in ["show bgp ipv4 unicast json", "show bgp no-such-thing"] {
+        let client = lab.exec(&leaf, &["vtysh", "-c", command]).await.unwrap();
+        let vtysh = lab
+            .exec(&leaf, &["sh", "-c", &format!("vtysh -c '{command}'")])
+            .await
+            .unwrap();
+        assert_eq!(client.success(), vtysh.success(), "{command}");
+        if vtysh.success() {
+            assert_eq!(client.stdout, vtysh.stdout, "{command}");
+            assert!(client.stdout.contains("\"routes\""), "{}", client.stdout);
+        } else {
+            assert!(client.stdout.contains("Unknown command"), "{client:?}");
+        }
+    }
     // Restarted: a new process, found again. Stopped: an error for it alone.
     let engine = docker::connect().await.unwrap();
     let container = |device: &str| {

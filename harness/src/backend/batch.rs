@@ -24,15 +24,20 @@ fn quote(word: &str) -> String {
 }
 
 /// The script the helper runs; `nonce` frames the outputs (never in a command's
-/// output by chance).
+/// output by chance). Only `nsenter` and the commands are processes of their own
+/// (shell builtins check the member; one `cat` prints every framed output): on a
+/// 2-core machine the polls of a wait compete with the daemons they wait for.
 pub fn script(nonce: &str, commands: &[Command]) -> String {
     let mut s = format!(
         "d=$(mktemp -d) || exit 1\n\
+         printf '\\n@@{nonce} stderr\\n' >\"$d/m\"\n\
+         printf '\\n@@{nonce} end\\n' >\"$d/z\"\n\
          run() {{\n\
          p=$1; h=$2; i=$3; shift 3\n\
-         if [ \"$(cat /proc/$p/root/etc/hostname 2>/dev/null)\" != \"$h\" ]; then echo '{STALE_MESSAGE}' >\"$d/$i.e\"; echo {STALE} >\"$d/$i.c\"; return; fi\n\
-         nsenter -t \"$p\" -m -u -i -n -p -r -w \"$@\" >\"$d/$i.o\" 2>\"$d/$i.e\" </dev/null\n\
-         echo $? >\"$d/$i.c\"\n\
+         seen=; read -r seen 2>/dev/null <\"/proc/$p/root/etc/hostname\"\n\
+         if [ \"$seen\" != \"$h\" ]; then : >\"$d/$i.o\"; echo '{STALE_MESSAGE}' >\"$d/$i.e\"; code={STALE}\n\
+         else nsenter -t \"$p\" -m -u -i -n -p -r -w \"$@\" >\"$d/$i.o\" 2>\"$d/$i.e\" </dev/null; code=$?; fi\n\
+         printf '@@{nonce} %s %s\\n' \"$i\" \"$code\" >\"$d/$i.h\"\n\
          }}\n"
     );
     for (i, c) in commands.iter().enumerate() {
@@ -44,17 +49,16 @@ pub fn script(nonce: &str, commands: &[Command]) -> String {
             argv.join(" ")
         );
     }
+    // A command whose header is missing (its run was killed) is left out whole.
     s += &format!(
         "wait\n\
+         set --\n\
          i=0\n\
          while [ $i -lt {n} ]; do\n\
-         printf '@@{nonce} %s %s\\n' $i \"$(cat \"$d/$i.c\" 2>/dev/null || echo 255)\"\n\
-         cat \"$d/$i.o\" 2>/dev/null\n\
-         printf '\\n@@{nonce} stderr\\n'\n\
-         cat \"$d/$i.e\" 2>/dev/null\n\
-         printf '\\n@@{nonce} end\\n'\n\
+         [ -e \"$d/$i.h\" ] && set -- \"$@\" \"$d/$i.h\" \"$d/$i.o\" \"$d/m\" \"$d/$i.e\" \"$d/z\"\n\
          i=$((i+1))\n\
          done\n\
+         [ $# -eq 0 ] || cat \"$@\"\n\
          rm -rf \"$d\"\n",
         n = commands.len()
     );
@@ -130,45 +134,55 @@ mod tests {
         assert!(s.contains("while [ $i -lt 1 ]"), "{s}");
     }
 
-    /// The real shell runs the framing part: outputs with and without final
-    /// newlines, empty ones and a stale member come back exactly.
+    /// The real shell runs the whole script, `nsenter` standing in as a function
+    /// that runs the command where it is: outputs with and without final newlines,
+    /// an empty one, a failure and a stale member come back exactly; a command
+    /// whose run is killed is left unanswered, the others are not.
     #[test]
     fn outputs_split_back_exactly() {
-        let commands: Vec<Command> = (0..3)
-            .map(|_| Command {
-                pid: 1,
-                hostname: "x".into(),
-                argv: vec![],
-            })
-            .collect();
-        // Stand-in for `run`: fakes each command's files.
-        let mut s = script("abc", &commands);
-        let fake = "d=$(mktemp -d) || exit 1\n\
-                    printf 'one\\ntwo\\n' >$d/0.o; : >$d/0.e; echo 0 >$d/0.c\n\
-                    printf 'no newline' >$d/1.o; printf 'oops\\n' >$d/1.e; echo 3 >$d/1.c\n\
-                    : >$d/2.o; echo 'gone' >$d/2.e; echo 125 >$d/2.c\n";
-        let tail = &s[s.find("wait\n").unwrap()..];
-        s = format!("{fake}{tail}");
+        let me = std::process::id();
+        let hostname = std::fs::read_to_string(format!("/proc/{me}/root/etc/hostname"))
+            .map(|h| h.lines().next().unwrap_or_default().to_string())
+            .unwrap_or_default();
+        let command = |hostname: &str, shell: &str| Command {
+            pid: me,
+            hostname: hostname.into(),
+            argv: vec!["sh".into(), "-c".into(), shell.into()],
+        };
+        let commands = [
+            command(&hostname, "printf 'one\\ntwo\\n'"),
+            command(
+                &hostname,
+                "printf 'no newline'; printf 'oops\\n' >&2; exit 3",
+            ),
+            command(&format!("{hostname}-not"), "echo never"),
+            command(&hostname, "kill -9 $PPID"),
+            command(&hostname, ":"),
+        ];
+        // nsenter's nine words of options are dropped; the command runs in `run`.
+        let s = format!(
+            "nsenter() {{ shift 9; \"$@\"; }}\n{}",
+            script("abc", &commands)
+        );
         let out = std::process::Command::new("sh")
             .args(["-c", &s])
             .output()
             .unwrap();
         let text = String::from_utf8(out.stdout).unwrap();
-        let got = split("abc", &text, 3);
-        let got: Vec<(i64, String, String)> = got
+        let got: Vec<Option<(i64, String, String)>> = split("abc", &text, commands.len())
             .into_iter()
-            .map(|o| {
-                let o = o.unwrap();
-                (o.exit_code, o.stdout, o.stderr)
-            })
+            .map(|o| o.map(|o| (o.exit_code, o.stdout, o.stderr)))
             .collect();
         assert_eq!(
             got,
             [
-                (0, "one\ntwo\n".into(), "".into()),
-                (3, "no newline".into(), "oops\n".into()),
-                (STALE, "".into(), "gone\n".into()),
-            ]
+                Some((0, "one\ntwo\n".into(), "".into())),
+                Some((3, "no newline".into(), "oops\n".into())),
+                Some((STALE, "".into(), format!("{STALE_MESSAGE}\n"))),
+                None,
+                Some((0, "".into(), "".into())),
+            ],
+            "{text}"
         );
     }
 

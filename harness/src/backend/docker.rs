@@ -127,11 +127,16 @@ impl ContainerSpec {
 /// Creates a container, writes its files, starts it; returns its id.
 pub async fn run(docker: &Docker, spec: &ContainerSpec) -> Result<String> {
     let id = create(docker, spec).await?;
-    docker
-        .start_container(&id, None)
-        .await
-        .map_err(Error::docker(format!("start container {}", spec.name)))?;
+    start(docker, &id, &spec.name).await?;
     Ok(id)
+}
+
+/// Starts the created container `id`, called `name` in errors.
+pub async fn start(docker: &Docker, id: &str, name: &str) -> Result<()> {
+    docker
+        .start_container(id, None)
+        .await
+        .map_err(Error::docker(format!("start container {name}")))
 }
 
 /// Creates a container and writes its files, without starting it; returns its id.

@@ -38,6 +38,10 @@ pub fn frr_conf(t: &Topology, router: &str) -> String {
         format!("router bgp {}", r.asn),
         format!(" bgp router-id {}", r.router_id),
         " bgp log-neighbor-changes".into(),
+        // Updates leave as soon as a session is up, not after FRR's one-second
+        // coalescing of update groups: the same routes, every bring-up and repair
+        // a second sooner (the seed: every route 2.3 s after its start, not 3.6 s).
+        " coalesce-time 0".into(),
         " no bgp ebgp-requires-policy".into(),
         // The spines have different AS numbers: without this there is no ECMP.
         " bgp bestpath as-path multipath-relax".into(),
