@@ -306,3 +306,50 @@ pub fn pod_pairs(t: &Topology, pods: &[Pod], class: PathClass, every_pod: bool) 
     }
     out
 }
+
+/// Above this many pods, the scenarios check a sample of pod pairs by path class
+/// (saying so in their reports): all of them would take hours on a big lab.
+pub const SAMPLE_ABOVE_PODS: usize = 64;
+
+/// The pairs a ping or path scenario checks: [`pod_pairs`] (with
+/// `every_pod`, every ordered pod pair of the class); above [`SAMPLE_ABOVE_PODS`]
+/// pods, same-host pairs still one per node, the others from the first pod of each
+/// node to the first pod of one node of each rack the class reaches (the i-th node
+/// of a rack picks its i-th candidate there, so destinations spread). The
+/// sample's description when sampled.
+pub fn sampled_pairs(
+    t: &Topology,
+    pods: &[Pod],
+    class: PathClass,
+    every_pod: bool,
+) -> (Vec<(Pod, Pod)>, Option<String>) {
+    if pods.len() <= SAMPLE_ABOVE_PODS || class == PathClass::SameHost {
+        return (pod_pairs(t, pods, class, every_pod), None);
+    }
+    let first = |node: &str| pods.iter().find(|p| p.node == node);
+    let mut pairs = Vec::new();
+    for rack in &t.racks {
+        for (i, node) in rack.nodes.iter().enumerate() {
+            let Some(a) = first(&node.name) else { continue };
+            for other in &t.racks {
+                let candidates: Vec<&Pod> = other
+                    .nodes
+                    .iter()
+                    .filter(|n| n.name != node.name)
+                    .filter_map(|n| first(&n.name))
+                    .filter(|b| path(t, a, b).is_some_and(|p| p.class == class))
+                    .collect();
+                if !candidates.is_empty() {
+                    pairs.push((a.clone(), candidates[i % candidates.len()].clone()));
+                }
+            }
+        }
+    }
+    let every = pod_pairs(t, pods, class, every_pod).len();
+    let what = format!(
+        "sampled: {} of {every} pairs ({} pods, more than {SAMPLE_ABOVE_PODS}): the first pod of each node to one node of each rack {class} traffic reaches",
+        pairs.len(),
+        pods.len()
+    );
+    (pairs, Some(what))
+}

@@ -232,24 +232,69 @@ pub async fn snapshot_of(lab: &Lab, devices: Vec<String>) -> Snapshot {
     snapshot
 }
 
-/// Three pings from one pod to another. Loss is a result, not an error; a ping
-/// that cannot run or prints nothing readable is an error.
-pub async fn ping(lab: &Lab, from: &Pod, to: &Pod) -> Observed<(PingResult, String)> {
+/// The ping command from one pod to another: three, 200 ms apart.
+fn ping_command(to: &Pod) -> Vec<String> {
     let ip = to.ip.to_string();
-    let cmd = ["ping", "-c", "3", "-i", "0.2", "-W", "1", ip.as_str()];
+    ["ping", "-c", "3", "-i", "0.2", "-W", "1", ip.as_str()]
+        .map(String::from)
+        .to_vec()
+}
+
+/// A ping's answer read: loss is a result, not an error; a ping that cannot run
+/// or prints nothing readable is an error.
+fn read_ping(
+    from: &Pod,
+    cmd: &[String],
+    out: crate::error::Result<ExecOutput>,
+) -> Observed<(PingResult, String)> {
     let target = Target::Pod(from.name.clone());
-    let out = lab
-        .exec(&target, &cmd)
-        .await
-        .map_err(|e| ObservationError {
-            device: from.name.clone(),
-            target: target.to_string(),
-            command: cmd.join(" "),
-            problem: e.to_string(),
-        })?;
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let out = out.map_err(|e| ObservationError {
+        device: from.name.clone(),
+        target: target.to_string(),
+        command: cmd.join(" "),
+        problem: e.to_string(),
+    })?;
     let text = format!("{}{}", out.stdout, out.stderr);
     let result = probe::parse_ping(&text).map_err(|e| unreadable(&target, &cmd, e))?;
     Ok((result, text))
+}
+
+/// Three pings from one pod to another, with ping's own output.
+pub async fn ping(lab: &Lab, from: &Pod, to: &Pod) -> Observed<(PingResult, String)> {
+    let cmd = ping_command(to);
+    let argv: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let out = lab.exec(&Target::Pod(from.name.clone()), &argv).await;
+    read_ping(from, &cmd, out)
+}
+
+/// [`ping`] for every pair, in order: a bounded group at once, each group one
+/// batch where the flavor can.
+pub async fn pings(lab: &Lab, pairs: &[(Pod, Pod)]) -> Vec<Observed<(PingResult, String)>> {
+    per_pair(lab, pairs, ping_command, read_ping).await
+}
+
+/// One command per pair from its first pod to its second, in groups run at once (four times
+/// [`parallelism`](crate::backend::parallelism): probes mostly wait for replies);
+/// each answer read.
+async fn per_pair<T>(
+    lab: &Lab,
+    pairs: &[(Pod, Pod)],
+    command: impl Fn(&Pod) -> Vec<String>,
+    read: impl Fn(&Pod, &[String], crate::error::Result<ExecOutput>) -> Observed<T>,
+) -> Vec<Observed<T>> {
+    let mut out = Vec::with_capacity(pairs.len());
+    for group in pairs.chunks(crate::backend::parallelism() * 4) {
+        let commands: Vec<(Target, Vec<String>)> = group
+            .iter()
+            .map(|(a, b)| (Target::Pod(a.name.clone()), command(b)))
+            .collect();
+        let answers = lab.exec_all(&commands).await;
+        for (((a, _), (_, cmd)), answer) in group.iter().zip(&commands).zip(answers) {
+            out.push(read(a, cmd, answer));
+        }
+    }
+    out
 }
 
 /// Each pair's first pod pings its second once; `true` where the reply came. One
@@ -304,14 +349,49 @@ pub async fn ping_pairs(
     Ok(out)
 }
 
-/// The hop addresses traceroute shows from one pod to another (`None`: no answer).
-pub async fn traceroute(lab: &Lab, from: &Pod, to: &Pod) -> Observed<Vec<Option<Ipv4Addr>>> {
+/// The traceroute command from one pod to another.
+fn traceroute_command(to: &Pod) -> Vec<String> {
     let ip = to.ip.to_string();
-    let cmd = ["traceroute", "-n", "-w", "1", "-q", "1", "-m", "10", &ip];
+    [
+        "traceroute",
+        "-n",
+        "-w",
+        "1",
+        "-q",
+        "1",
+        "-m",
+        "10",
+        ip.as_str(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// A traceroute's answer read: failing, exiting non-zero or printing what the
+/// parser cannot read is an error.
+fn read_traceroute(
+    from: &Pod,
+    cmd: &[String],
+    out: crate::error::Result<ExecOutput>,
+) -> Observed<Vec<Option<Ipv4Addr>>> {
     let target = Target::Pod(from.name.clone());
-    let out = run(lab, &target, &cmd).await?;
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let out = checked(&target, &cmd, out)?;
     let hops = probe::parse_traceroute(&out.stdout).map_err(|e| unreadable(&target, &cmd, e))?;
     Ok(hops.into_iter().map(|h| h.address).collect())
+}
+
+/// The hop addresses traceroute shows from one pod to another (`None`: no answer).
+pub async fn traceroute(lab: &Lab, from: &Pod, to: &Pod) -> Observed<Vec<Option<Ipv4Addr>>> {
+    let cmd = traceroute_command(to);
+    let argv: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let out = lab.exec(&Target::Pod(from.name.clone()), &argv).await;
+    read_traceroute(from, &cmd, out)
+}
+
+/// [`traceroute`] for every pair, in order, as [`pings`] runs them.
+pub async fn traceroutes(lab: &Lab, pairs: &[(Pod, Pod)]) -> Vec<Observed<Vec<Option<Ipv4Addr>>>> {
+    per_pair(lab, pairs, traceroute_command, read_traceroute).await
 }
 
 /// A route's attributes as an upgrade compares them.

@@ -8,6 +8,18 @@ use crate::topology::{bridge_port_name, Topology};
 /// The device name of the lab-owned container that holds the rack bridges.
 pub const FABRIC_DEVICE: &str = "fabric";
 
+/// The most neighbour (ARP) entries a lab's namespaces can hold at once: both
+/// directions of every pair on a rack's segment, both ends of every link, and
+/// each pod with its node. (Linux keeps one table for all namespaces of a host.)
+pub fn neighbour_entries(t: &Topology, pods: usize) -> usize {
+    let segments: usize = t
+        .racks
+        .iter()
+        .map(|r| (r.nodes.len() + 1) * r.nodes.len())
+        .sum();
+    segments + 2 * t.links.len() + 2 * pods
+}
+
 /// One end of a veth pair: an interface in a device's namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct End {

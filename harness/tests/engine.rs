@@ -209,3 +209,28 @@ fn debian_mirror_comes_from_apt_sources_in_both_formats() {
         None
     );
 }
+
+/// The neighbour entries a lab may need, counted from its shape: the seed's two
+/// racks of two nodes and a leaf (2 x 3 x 2), four uplinks (2 x 4), eight pods
+/// (2 x 8); a generated 16 x 8 fabric needs more than a stock kernel's 1024.
+#[test]
+fn neighbour_entries_follow_the_topology() {
+    use calico_lab::topology::generate::Shape;
+    let t = Topology::seed();
+    assert_eq!(calico_lab::wiring::neighbour_entries(&t, 8), 12 + 8 + 16);
+    let big = Shape {
+        racks: 16,
+        nodes_per_rack: 8,
+        spines: 2,
+        pods_per_node: 2,
+        leafs_per_rack: 1,
+        name: None,
+        calico_version: "v3.23.2".into(),
+    }
+    .topology()
+    .unwrap();
+    assert_eq!(
+        calico_lab::wiring::neighbour_entries(&big, 256),
+        16 * 9 * 8 + 2 * 32 + 2 * 256
+    );
+}

@@ -704,3 +704,53 @@ async fn lab_batched_reads_answer_as_single_execs_do() {
     assert!(err.contains("not running"), "{err}");
     lab.down().await.unwrap();
 }
+
+/// A lab that does not converge within the wait still gets a report: every
+/// scenario failed with the wait's diagnosis (in JSON too), and an artifact folder.
+/// The lab is kept from converging for certain: a leaf drops one node's session
+/// from the start (a lab this fast often converges within any wait short enough).
+#[tokio::test]
+async fn lab_a_lab_that_does_not_converge_fails_every_scenario_with_the_wait() {
+    use calico_lab::fault::Fault;
+    use calico_lab::job::check_lab;
+    use calico_lab::lab::Progress;
+    use calico_lab::scenario::SCENARIOS;
+    let name = lab_name("noconv");
+    let mut lab = up(&name).await;
+    let t = lab.topology().clone();
+    lab.fault(Fault::SessionBlocked {
+        device: t.racks[0].leaf.clone(),
+        peer: t.racks[0].nodes[0].address,
+    })
+    .await
+    .unwrap()
+    .leave_in_force();
+    let scenarios: Vec<_> = SCENARIOS.iter().collect();
+    let report = check_lab(
+        &mut lab,
+        &scenarios,
+        Duration::from_secs(3),
+        &Progress::default(),
+    )
+    .await
+    .unwrap();
+    let json = report.json();
+    let outcomes = json["scenarios"].as_array().unwrap();
+    assert_eq!(outcomes.len(), SCENARIOS.len());
+    for s in outcomes {
+        assert_eq!(s["result"], "failed", "{s}");
+        let diagnosis = s["diagnosis"].as_str().unwrap();
+        assert!(diagnosis.starts_with("not converged: "), "{s}");
+        assert!(diagnosis.contains(&t.racks[0].nodes[0].name), "{s}");
+        assert_eq!(s["cause"]["kind"], "not_converged");
+        let artifacts = s["artifacts"].as_str().unwrap();
+        assert!(
+            std::path::Path::new(artifacts)
+                .join("diagnosis.txt")
+                .exists(),
+            "{artifacts}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(outcomes[0]["artifacts"].as_str().unwrap());
+    lab.down().await.unwrap();
+}

@@ -65,6 +65,34 @@ pub fn script(nonce: &str, commands: &[Command]) -> String {
     s
 }
 
+/// How long one batch's script may grow: Linux refuses a single argument over
+/// 128 KiB, and the script is one (`sh -c`).
+pub const SCRIPT_BUDGET: usize = 64 * 1024;
+
+/// `commands` cut, in order, into runs whose scripts stay within `budget` bytes
+/// (a command too big alone gets a run of its own).
+pub fn groups<T>(
+    commands: &[T],
+    size: impl Fn(&T) -> usize,
+    budget: usize,
+) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut used) = (0, 0);
+    for (i, c) in commands.iter().enumerate() {
+        // The `run` line's own words and quotes besides the command.
+        let cost = size(c) + 64;
+        if i > start && used + cost > budget {
+            out.push(start..i);
+            (start, used) = (i, 0);
+        }
+        used += cost;
+    }
+    if start < commands.len() {
+        out.push(start..commands.len());
+    }
+    out
+}
+
 /// Each command's output, in order; `None` where the batch's output holds none
 /// (the helper died midway).
 pub fn split(nonce: &str, stdout: &str, count: usize) -> Vec<Option<ExecOutput>> {
@@ -184,6 +212,25 @@ mod tests {
             ],
             "{text}"
         );
+    }
+
+    #[test]
+    fn big_batches_are_cut_in_order_within_the_budget() {
+        let sizes = [10, 30, 30, 100, 5, 5];
+        let got = groups(&sizes, |s| *s, 64 + 64 + 64);
+        assert_eq!(got, [0..2, 2..3, 3..4, 4..6]);
+        assert!(groups(&[] as &[usize], |s| *s, 100).is_empty());
+        // The observer's scripts for 2944 pings of a 16 x 8 lab fit Linux's limit.
+        let words = vec!["x".repeat(60); 23];
+        let many = vec![words; 128];
+        for g in groups(
+            &many,
+            |w| w.iter().map(|a| a.len() + 3).sum(),
+            SCRIPT_BUDGET,
+        ) {
+            let used: usize = many[g].iter().map(|w| w.len() * 63 + 64).sum();
+            assert!(used <= SCRIPT_BUDGET, "{used}");
+        }
     }
 
     #[test]

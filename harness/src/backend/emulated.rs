@@ -108,6 +108,7 @@ impl Emulated {
         keep_on_failure: bool,
         progress: &Progress,
     ) -> Result<Emulated> {
+        check_neighbour_table(topology, emulated::pods(topology, calico).len())?;
         let docker = docker::connect().await?;
         let started = Instant::now();
         progress.step("building or finding the image");
@@ -653,6 +654,42 @@ pub(crate) fn render_node(
     Ok(upstream(&files))
 }
 
+/// Where Linux keeps the hard limit of the host's one neighbour table.
+const NEIGHBOUR_LIMIT: &str = "/proc/sys/net/ipv4/neigh/default/gc_thresh3";
+
+/// Refuses a lab whose namespaces could need more neighbour (ARP) entries than the
+/// host's kernel keeps for all namespaces together: past the limit new entries are
+/// refused and pings fail for the host's reasons, not the lab's. Skipped where the
+/// engine is not on this host or the limit cannot be read.
+fn check_neighbour_table(t: &Topology, pods: usize) -> Result<()> {
+    if std::env::var("DOCKER_HOST").is_ok_and(|h| !h.is_empty() && !h.starts_with("unix://")) {
+        return Ok(());
+    }
+    let Some(limit) = std::fs::read_to_string(NEIGHBOUR_LIMIT)
+        .ok()
+        .and_then(|text| text.trim().parse::<usize>().ok())
+    else {
+        return Ok(());
+    };
+    neighbour_table_fits(crate::wiring::neighbour_entries(t, pods), limit)
+}
+
+fn neighbour_table_fits(needed: usize, limit: usize) -> Result<()> {
+    if needed <= limit {
+        return Ok(());
+    }
+    let hard = (needed * 4).next_power_of_two();
+    Err(Error::Environment {
+        what: format!(
+            "the lab may need {needed} neighbour (ARP) entries across its namespaces; this host's kernel keeps at most {limit} for all namespaces together (net.ipv4.neigh.default.gc_thresh3), and pings past it fail for the host's reasons"
+        ),
+        fix: format!(
+            "sudo sysctl -w net.ipv4.neigh.default.gc_thresh2={} net.ipv4.neigh.default.gc_thresh3={hard} (ci/bootstrap raises both)",
+            hard / 2
+        ),
+    })
+}
+
 /// A router's command line as the image runs it: `vtysh -c 'show bgp ...'` goes
 /// straight to bgpd's vty socket through the image's client, the same answer
 /// for an eighth of vtysh's CPU (waits ask every router several times a second);
@@ -717,14 +754,21 @@ impl Backend for Emulated {
     }
 
     async fn exec_all(&self, commands: &[(Target, Vec<String>)]) -> Vec<Result<ExecOutput>> {
-        match &self.observer {
-            Some(observer) => match self.batch(observer, commands).await {
+        let Some(observer) = &self.observer else {
+            return exec_each(self, commands).await;
+        };
+        let size = |(_, argv): &(Target, Vec<String>)| argv.iter().map(|a| a.len() + 3).sum();
+        let groups = batch::groups(commands, size, batch::SCRIPT_BUDGET);
+        let answers = futures_util::future::join_all(groups.into_iter().map(|g| async move {
+            let commands = &commands[g];
+            match self.batch(observer, commands).await {
                 Ok(outs) => outs,
                 // The helper itself is unusable: one exec each still answers.
                 Err(_) => exec_each(self, commands).await,
-            },
-            None => exec_each(self, commands).await,
-        }
+            }
+        }))
+        .await;
+        answers.into_iter().flatten().collect()
     }
 
     async fn spawn(&self, target: &Target, cmd: &[&str]) -> Result<Box<dyn Running>> {
@@ -890,6 +934,16 @@ impl Drop for Emulated {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lab_past_the_host_neighbour_table_is_refused_with_the_fix() {
+        assert!(neighbour_table_fits(1024, 1024).is_ok());
+        let e = neighbour_table_fits(1729, 1024).unwrap_err();
+        assert_eq!(e.exit_code(), 3);
+        let text = e.to_string();
+        assert!(text.contains("1729 neighbour"), "{text}");
+        assert!(text.contains("gc_thresh3=8192"), "{text}");
+    }
 
     #[test]
     fn only_bgp_shows_go_to_the_vty_client() {

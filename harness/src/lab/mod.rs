@@ -284,9 +284,11 @@ impl Lab {
     }
 
     /// Representative pod pairs of a class: the first two pods of each node
-    /// (same host), else the first pods of every ordered node pair.
+    /// (same host), else the first pods of every ordered node pair; above
+    /// [`SAMPLE_ABOVE_PODS`](expect::SAMPLE_ABOVE_PODS) pods, the sample
+    /// [`sampled_pairs`](expect::sampled_pairs) takes.
     pub fn pod_pairs(&self, class: PathClass) -> Vec<(Pod, Pod)> {
-        expect::pod_pairs(&self.topology, &self.pods, class, false)
+        expect::sampled_pairs(&self.topology, &self.pods, class, false).0
     }
 
     /// Every ordered pod pair of a class.
@@ -308,14 +310,18 @@ impl Lab {
     /// them (an unknown address as itself, no answer as `*`), ending at the pod.
     pub async fn path(&self, from: &Pod, to: &Pod) -> Result<Vec<String>> {
         let owners = expect::address_owners(&self.topology, &self.pods);
-        let hops = self.traceroute(from, to).await?;
-        Ok(hops
-            .iter()
-            .map(|h| match h {
-                Some(ip) => owners.get(ip).cloned().unwrap_or_else(|| ip.to_string()),
-                None => "*".into(),
-            })
-            .collect())
+        Ok(devices_of(&owners, &self.traceroute(from, to).await?))
+    }
+
+    /// [`path`](Lab::path) for every pair, in order, a bounded number traced at
+    /// once.
+    pub async fn paths(&self, pairs: &[(Pod, Pod)]) -> Vec<Result<Vec<String>>> {
+        let owners = expect::address_owners(&self.topology, &self.pods);
+        observe::traceroutes(self, pairs)
+            .await
+            .into_iter()
+            .map(|hops| Ok(devices_of(&owners, &hops?)))
+            .collect()
     }
 
     /// Waits until every router-to-router session is Established and every router
@@ -536,6 +542,20 @@ impl Lab {
             .map(|(_, r)| r.name.clone())
             .collect()
     }
+}
+
+/// Hop addresses as the devices that own them (an unknown one as itself, no
+/// answer as `*`).
+fn devices_of(
+    owners: &std::collections::BTreeMap<Ipv4Addr, String>,
+    hops: &[Option<Ipv4Addr>],
+) -> Vec<String> {
+    hops.iter()
+        .map(|h| match h {
+            Some(ip) => owners.get(ip).cloned().unwrap_or_else(|| ip.to_string()),
+            None => "*".into(),
+        })
+        .collect()
 }
 
 /// A fault in force on a lab; [`restore`](FaultGuard::restore) undoes it.

@@ -4,9 +4,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use futures_util::future::BoxFuture;
-use futures_util::StreamExt;
-
 use ipnet::Ipv4Net;
 
 use super::{Checked, Failure, Pass};
@@ -14,6 +11,7 @@ use crate::backend::Pod;
 use crate::check::{self, Strictness};
 use crate::diagnosis::{Diagnosis, Role};
 use crate::expect::{self, PathClass, Via};
+use crate::expect::{sampled_pairs, SAMPLE_ABOVE_PODS};
 use crate::lab::Lab;
 use crate::observe;
 
@@ -124,13 +122,13 @@ pub async fn routes_match_topology(lab: &Lab) -> Checked {
 }
 
 pub async fn pings(lab: &Lab, class: PathClass) -> Checked {
-    let pairs = lab.pod_pairs(class);
+    let (pairs, sampled) = sampled_pairs(lab.topology(), lab.pods(), class, false);
     if pairs.is_empty() {
         return Ok(Pass::Skipped(format!(
             "the topology has no {class} pod pair to ping"
         )));
     }
-    let mut report = String::new();
+    let mut report = sampled.map(|s| s + "\n").unwrap_or_default();
     if class == PathClass::SameHost {
         let covered: BTreeSet<&str> = pairs.iter().map(|(a, _)| a.node.as_str()).collect();
         let single: Vec<&str> = lab
@@ -149,14 +147,7 @@ pub async fn pings(lab: &Lab, class: PathClass) -> Checked {
     }
     // All at once (bounded); judged in pair order, so the first failure is the
     // same as one ping after another would find.
-    let pings: Vec<BoxFuture<'_, _>> = pairs
-        .iter()
-        .map(|(a, b)| -> BoxFuture<'_, _> { Box::pin(observe::ping(lab, a, b)) })
-        .collect();
-    let results: Vec<_> = futures_util::stream::iter(pings)
-        .buffered(crate::backend::parallelism())
-        .collect()
-        .await;
+    let results = observe::pings(lab, &pairs).await;
     for ((a, b), ping) in pairs.iter().zip(results) {
         let (result, text) = ping.map_err(observation)?;
         let summary = format!("{}/{} received", result.received, result.sent);
@@ -178,20 +169,20 @@ pub async fn pings(lab: &Lab, class: PathClass) -> Checked {
 
 pub async fn paths(lab: &Lab, class: PathClass) -> Checked {
     let t = lab.topology();
-    let pairs = if class == PathClass::CrossRack {
-        lab.all_pod_pairs(class)
-    } else {
-        lab.pod_pairs(class)
-    };
+    // Cross-rack: every pod pair where not sampled (ECMP shows over many flows).
+    let every_pod = class == PathClass::CrossRack;
+    let (pairs, sampled) = sampled_pairs(t, lab.pods(), class, every_pod);
     if pairs.is_empty() {
         return Ok(Pass::Skipped(format!(
             "the topology has no {class} pod pair to trace"
         )));
     }
-    let mut report = String::new();
+    let mut report = sampled.map(|s| s + "\n").unwrap_or_default();
+    let routes = expect::routes(t, lab.calico());
     // Per source leaf: the spines its pairs crossed, and those the design spreads over.
     let mut spines: BTreeMap<String, (usize, BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
-    for (a, b) in &pairs {
+    let traced = lab.paths(&pairs).await;
+    for ((a, b), devices) in pairs.iter().zip(traced) {
         let want = expect::path(t, a, b).ok_or_else(|| {
             observation(observe::ObservationError {
                 device: a.name.clone(),
@@ -200,7 +191,7 @@ pub async fn paths(lab: &Lab, class: PathClass) -> Checked {
                 problem: format!("{} or {} is on no node of the topology", a.name, b.name),
             })
         })?;
-        let devices = lab.path(a, b).await.map_err(|e| match e {
+        let devices = devices.map_err(|e| match e {
             crate::Error::Observation(e) => observation(e),
             other => observation(observe::ObservationError {
                 device: a.name.clone(),
@@ -243,7 +234,7 @@ pub async fn paths(lab: &Lab, class: PathClass) -> Checked {
                     .filter(|d| t.spines.iter().any(|s| &s.name == *d))
                     .cloned(),
             );
-            entry.2.extend(ecmp_spines(lab, &leaf, b));
+            entry.2.extend(ecmp_spines(t, &routes, &leaf, b));
         }
     }
     for (leaf, (count, used, designed)) in &spines {
@@ -268,9 +259,12 @@ pub async fn paths(lab: &Lab, class: PathClass) -> Checked {
 }
 
 /// The spines a leaf's route to a pod's block spreads over, by design.
-fn ecmp_spines(lab: &Lab, leaf: &str, to: &Pod) -> BTreeSet<String> {
-    let t = lab.topology();
-    let routes = expect::routes(t, lab.calico());
+fn ecmp_spines(
+    t: &crate::topology::Topology,
+    routes: &BTreeMap<String, Vec<expect::ExpectedRoute>>,
+    leaf: &str,
+    to: &Pod,
+) -> BTreeSet<String> {
     let neighbors = t.bgp_neighbors(leaf);
     routes
         .get(leaf)
@@ -287,15 +281,12 @@ fn ecmp_spines(lab: &Lab, leaf: &str, to: &Pod) -> BTreeSet<String> {
         .collect()
 }
 
-/// Above this many pods, all-pairs reachability pings a sample by path class.
-pub const ALL_PAIRS_SAMPLE_ABOVE: usize = 64;
-
 /// The pairs all-pairs reachability pings: every ordered pair, or above
-/// [`ALL_PAIRS_SAMPLE_ABOVE`] pods, from the first pod of each node to its
+/// [`SAMPLE_ABOVE_PODS`] pods, from the first pod of each node to its
 /// same-host partner, to the first pod of every other node of its rack and of the
 /// first node of every other rack. `true` when sampled.
 pub fn reachability_pairs(t: &crate::topology::Topology, pods: &[Pod]) -> (Vec<(Pod, Pod)>, bool) {
-    if pods.len() <= ALL_PAIRS_SAMPLE_ABOVE {
+    if pods.len() <= SAMPLE_ABOVE_PODS {
         let all = pods
             .iter()
             .flat_map(|a| {
@@ -364,7 +355,7 @@ pub async fn all_pairs_reachability(lab: &Lab) -> Checked {
             }
         }
         let mut report = format!(
-            "sampled: {} of {} pairs ({} pods, more than {ALL_PAIRS_SAMPLE_ABOVE}): the first pod of each node to its same-host partner, to every other node of its rack and to the first node of every other rack\n",
+            "sampled: {} of {} pairs ({} pods, more than {SAMPLE_ABOVE_PODS}): the first pod of each node to its same-host partner, to every other node of its rack and to the first node of every other rack\n",
             pairs.len(),
             pods.len() * (pods.len() - 1),
             pods.len()
@@ -565,5 +556,58 @@ mod sampling_tests {
         assert_eq!(classes.len(), 3, "{classes:?}");
         let sources: BTreeSet<&str> = pairs.iter().map(|(a, _)| a.node.as_str()).collect();
         assert_eq!(sources.len(), 128);
+    }
+
+    #[test]
+    fn a_small_lab_checks_every_pair_it_always_did() {
+        let (t, p) = lab_pods(2, 4);
+        let (cross, sampled) = sampled_pairs(&t, &p, PathClass::CrossRack, true);
+        assert!(sampled.is_none());
+        assert_eq!(cross, expect::pod_pairs(&t, &p, PathClass::CrossRack, true));
+        let (same, _) = sampled_pairs(&t, &p, PathClass::SameRack, false);
+        assert_eq!(same, expect::pod_pairs(&t, &p, PathClass::SameRack, false));
+    }
+
+    #[test]
+    fn a_big_lab_checks_from_every_node_to_every_rack_its_class_reaches() {
+        let (t, p) = lab_pods(16, 8);
+        let (cross, sampled) = sampled_pairs(&t, &p, PathClass::CrossRack, true);
+        let sampled = sampled.expect("sampled");
+        assert_eq!(cross.len(), 128 * 15);
+        assert!(
+            sampled.starts_with("sampled: 1920 of 61440 pairs (256 pods"),
+            "{sampled}"
+        );
+        let rack_of = |node: &str| {
+            t.nodes()
+                .find(|(_, n)| n.name == node)
+                .unwrap()
+                .0
+                .name
+                .clone()
+        };
+        let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+        for (a, b) in &cross {
+            assert_eq!(expect::path(&t, a, b).unwrap().class, PathClass::CrossRack);
+            assert!(
+                seen.insert((a.node.clone(), rack_of(&b.node))),
+                "{} twice",
+                a.node
+            );
+        }
+        // Destinations spread: every node of the fabric is traced to.
+        let targets: BTreeSet<&str> = cross.iter().map(|(_, b)| b.node.as_str()).collect();
+        assert_eq!(targets.len(), 128);
+        let (same, _) = sampled_pairs(&t, &p, PathClass::SameRack, false);
+        assert_eq!(same.len(), 128);
+        // Pings sample alike; one same-host pair per node, never sampled.
+        let (pings, sampled) = sampled_pairs(&t, &p, PathClass::CrossRack, false);
+        assert_eq!(pings, cross);
+        assert!(sampled.unwrap().starts_with("sampled: 1920 of 15360 pairs"));
+        let (host, sampled) = sampled_pairs(&t, &p, PathClass::SameHost, false);
+        assert_eq!((host.len(), sampled), (128, None));
+        assert!(same
+            .iter()
+            .all(|(a, b)| a.node != b.node && rack_of(&a.node) == rack_of(&b.node)));
     }
 }

@@ -350,7 +350,7 @@ enum Replies {
     All,
 }
 
-/// Pings every pair at once; the first pair that gets other than `want` fails.
+/// Pings every pair (a bounded number at once); the first pair that gets other than `want` fails.
 async fn ping_all(
     lab: &Lab,
     pairs: &[(Pod, Pod)],
@@ -358,8 +358,7 @@ async fn ping_all(
     want: Replies,
     when: &str,
 ) -> Result<(), Failure> {
-    let pings =
-        futures_util::future::join_all(pairs.iter().map(|(a, b)| observe::ping(lab, a, b))).await;
+    let pings = observe::pings(lab, pairs).await;
     for ((a, b), ping) in pairs.iter().zip(pings) {
         let (r, text) = ping.map_err(|e| Failure::new(Diagnosis::ObservationFailed(e), ""))?;
         let got = match want {
@@ -511,8 +510,7 @@ async fn mesh_then_switch(lab: &mut Lab, t: &Topology, designed: &str) -> Checke
     )
     .await?;
     let cross = lab.pod_pairs(PathClass::CrossRack);
-    let pings =
-        futures_util::future::join_all(cross.iter().map(|(a, b)| observe::ping(lab, a, b))).await;
+    let pings = observe::pings(lab, &cross).await;
     let mut kept = same_rack.clone();
     let mut joining = Vec::new();
     for (pair, ping) in cross.iter().zip(pings) {
