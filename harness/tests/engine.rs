@@ -218,17 +218,7 @@ fn neighbour_entries_follow_the_topology() {
     use calico_lab::topology::generate::Shape;
     let t = Topology::seed();
     assert_eq!(calico_lab::wiring::neighbour_entries(&t, 8), 12 + 8 + 16);
-    let big = Shape {
-        racks: 16,
-        nodes_per_rack: 8,
-        spines: 2,
-        pods_per_node: 2,
-        leafs_per_rack: 1,
-        name: None,
-        calico_version: "v3.23.2".into(),
-    }
-    .topology()
-    .unwrap();
+    let big = Shape::leaf_spine(16, 8, 2).topology().unwrap();
     assert_eq!(
         calico_lab::wiring::neighbour_entries(&big, 256),
         16 * 9 * 8 + 2 * 32 + 2 * 256

@@ -175,15 +175,7 @@ async fn all(runs: u64, sizes: &[Size]) -> anyhow::Result<ExitCode> {
         h.as_secs_f64() / p.as_secs_f64()
     );
     for size in sizes {
-        let shape = Shape {
-            racks: size.racks,
-            nodes_per_rack: size.nodes_per_rack,
-            spines: 2,
-            pods_per_node: 2,
-            leafs_per_rack: 1,
-            name: None,
-            calico_version: calico_lab::calico::CalicoVersion::SEED.to_string(),
-        };
+        let shape = Shape::leaf_spine(size.racks, size.nodes_per_rack, 2);
         let t = shape.topology().map_err(calico_lab::Error::from)?;
         for i in 0..runs {
             let f = measure(&t, format!("bench-{}", std::process::id())).await?;

@@ -517,17 +517,7 @@ mod sampling_tests {
     use crate::topology::generate::Shape;
 
     fn lab_pods(racks: u32, nodes: u32) -> (crate::topology::Topology, Vec<Pod>) {
-        let t = Shape {
-            racks,
-            nodes_per_rack: nodes,
-            spines: 2,
-            pods_per_node: 2,
-            leafs_per_rack: 1,
-            name: None,
-            calico_version: "v3.23.2".into(),
-        }
-        .topology()
-        .unwrap();
+        let t = Shape::leaf_spine(racks, nodes, 2).topology().unwrap();
         let calico = starting_resources(&t, CalicoState::Configured).unwrap();
         let p = pods(&t, &calico);
         (t, p)

@@ -75,6 +75,21 @@ fn link_address(k: u32, end: u32) -> Ipv4Net {
 }
 
 impl Shape {
+    /// `racks` racks of `nodes_per_rack` nodes under `spines` spines, otherwise as
+    /// `calico-lab generate` makes it by default: two pods per node, one leaf per
+    /// rack, the seed's Calico version, the name derived from the shape.
+    pub fn leaf_spine(racks: u32, nodes_per_rack: u32, spines: u32) -> Shape {
+        Shape {
+            racks,
+            nodes_per_rack,
+            spines,
+            pods_per_node: 2,
+            leafs_per_rack: 1,
+            name: None,
+            calico_version: crate::calico::CalicoVersion::SEED.to_string(),
+        }
+    }
+
     /// The topology of this shape, validated as every topology file is.
     pub fn topology(&self) -> Result<Topology, GenerateError> {
         range("racks", self.racks, 1, MAX_RACKS)?;
@@ -245,15 +260,7 @@ mod tests {
     use super::*;
 
     fn shape(racks: u32, nodes: u32, spines: u32) -> Shape {
-        Shape {
-            racks,
-            nodes_per_rack: nodes,
-            spines,
-            pods_per_node: 2,
-            leafs_per_rack: 1,
-            name: None,
-            calico_version: "v3.23.2".into(),
-        }
+        Shape::leaf_spine(racks, nodes, spines)
     }
 
     #[test]
