@@ -323,8 +323,23 @@ pub fn sampled_pairs(
     class: PathClass,
     every_pod: bool,
 ) -> (Vec<(Pod, Pod)>, Option<String>) {
-    if pods.len() <= SAMPLE_ABOVE_PODS || class == PathClass::SameHost {
+    let Some(pairs) = sample(t, pods, class) else {
         return (pod_pairs(t, pods, class, every_pod), None);
+    };
+    let every = pod_pairs(t, pods, class, every_pod).len();
+    let what = format!(
+        "sampled: {} of {every} pairs ({} pods, more than {SAMPLE_ABOVE_PODS}): the first pod of each node to one node of each rack {class} traffic reaches",
+        pairs.len(),
+        pods.len()
+    );
+    (pairs, Some(what))
+}
+
+/// The sample [`sampled_pairs`] takes, without counting what it leaves out; `None`
+/// where it takes none.
+pub fn sample(t: &Topology, pods: &[Pod], class: PathClass) -> Option<Vec<(Pod, Pod)>> {
+    if pods.len() <= SAMPLE_ABOVE_PODS || class == PathClass::SameHost {
+        return None;
     }
     let first = |node: &str| pods.iter().find(|p| p.node == node);
     let mut pairs = Vec::new();
@@ -345,11 +360,5 @@ pub fn sampled_pairs(
             }
         }
     }
-    let every = pod_pairs(t, pods, class, every_pod).len();
-    let what = format!(
-        "sampled: {} of {every} pairs ({} pods, more than {SAMPLE_ABOVE_PODS}): the first pod of each node to one node of each rack {class} traffic reaches",
-        pairs.len(),
-        pods.len()
-    );
-    (pairs, Some(what))
+    Some(pairs)
 }

@@ -286,9 +286,10 @@ impl Lab {
     /// Representative pod pairs of a class: the first two pods of each node
     /// (same host), else the first pods of every ordered node pair; above
     /// [`SAMPLE_ABOVE_PODS`](expect::SAMPLE_ABOVE_PODS) pods, the sample
-    /// [`sampled_pairs`](expect::sampled_pairs) takes.
+    /// [`sample`](expect::sample) takes.
     pub fn pod_pairs(&self, class: PathClass) -> Vec<(Pod, Pod)> {
-        expect::sampled_pairs(&self.topology, &self.pods, class, false).0
+        expect::sample(&self.topology, &self.pods, class)
+            .unwrap_or_else(|| expect::pod_pairs(&self.topology, &self.pods, class, false))
     }
 
     /// Every ordered pod pair of a class.
