@@ -658,7 +658,9 @@ async fn lab_batched_reads_answer_as_single_execs_do() {
     }
     assert_eq!(batched[3].as_ref().unwrap().stdout, "out's\n");
     // `vtysh -c 'show bgp ...'` goes to bgpd through the image's vty client: the
-    // same answer as vtysh itself gives (run through a shell, not rewritten).
+    // same answer as vtysh itself gives (run through a shell, not rewritten),
+    // compared once the lab has converged and its tables stand still.
+    lab.converge(FABRIC_BUDGET).await.unwrap();
     let leaf = Target::Router(t.leafs[0].name.clone());
     for command in ["show bgp ipv4 unicast json", "show bgp no-such-thing"] {
         let client = lab.exec(&leaf, &["vtysh", "-c", command]).await.unwrap();
