@@ -621,6 +621,42 @@ async fn lab_spawned_command_runs_until_stopped() {
     assert!(result.received + 1 >= result.sent, "{}", out.stdout);
 }
 
+/// Every hop answers however many traceroutes run at once: routers, nodes and pods
+/// do not rate-limit ICMP errors (a leaf of a 16 x 8 lab answered no more than 50
+/// at once, and a healthy path read as a silent hop: a path check failing on a
+/// healthy fabric).
+#[tokio::test]
+async fn lab_every_hop_answers_when_many_traceroutes_run_at_once() {
+    let name = lab_name("traces");
+    let lab = up(&name).await;
+    let converged = lab.converge(FABRIC_BUDGET).await;
+    // One pair traced 64 times at once: every router on the way gets 64 probes of
+    // each TTL from one pod in a burst.
+    let pair = lab.pod_pairs(calico_lab::PathClass::CrossRack)[0].clone();
+    let pairs = vec![pair; 64];
+    let paths = lab.paths(&pairs).await;
+    lab.down().await.unwrap();
+    converged.expect("the lab converges");
+    assert_eq!(paths.len(), 64);
+    let silent: Vec<String> = pairs
+        .iter()
+        .zip(&paths)
+        .filter_map(|((a, b), path)| {
+            let path = path.as_ref().expect("traced");
+            path.iter()
+                .any(|hop| hop == "*")
+                .then(|| format!("{} -> {}: {}", a.name, b.name, path.join(" > ")))
+        })
+        .collect();
+    assert!(
+        silent.is_empty(),
+        "{} of {} traces had a silent hop:\n{}",
+        silent.len(),
+        pairs.len(),
+        silent.join("\n")
+    );
+}
+
 /// Many reads as one batch in the observer answer exactly as one exec each: exit
 /// codes, both streams, a pod's namespace, FRR's answers; a member restarted
 /// since its pid was read is found again, a stopped one is an error for its reads

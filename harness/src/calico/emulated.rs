@@ -11,6 +11,7 @@ use super::peers::{resolve, Cluster};
 use super::resources::{
     parse, CalicoError, EncapMode, IpPoolSpec, Metadata, NodeBgp, NodeSpec, Resource, Resources,
 };
+use crate::backend::docker::icmp_unlimited_args;
 use crate::backend::Pod;
 use crate::render::calico_resources;
 use crate::topology::Topology;
@@ -139,6 +140,7 @@ pub fn veth_name(pod: &str) -> String {
 /// ARP, and a /32 route to the pod on the host.
 pub fn pod_script(pods: &[&Pod], metric: Option<u32>) -> String {
     let mut s = String::from("set -e\n");
+    let icmp = icmp_unlimited_args().join(" ");
     for p in pods {
         let (n, v, ip) = (&p.name, veth_name(&p.name), p.ip);
         let metric = metric.map(|m| format!(" metric {m}")).unwrap_or_default();
@@ -149,7 +151,7 @@ pub fn pod_script(pods: &[&Pod], metric: Option<u32>) -> String {
              ip link set {v} address ee:ee:ee:ee:ee:ee up\n\
              sysctl -qw net.ipv4.conf.{v}.proxy_arp=1 net.ipv4.neigh.{v}.proxy_delay=0 net.ipv4.conf.{v}.forwarding=1 net.ipv4.conf.{v}.rp_filter=0\n\
              ip route add {ip}/32 dev {v} scope link{metric}\n\
-             ip netns exec {n} sysctl -qw net.ipv4.icmp_ratelimit=0\n\
+             ip netns exec {n} sysctl -qw {icmp}\n\
              ip -n {n} link set lo up\n\
              ip -n {n} link set eth0 up\n\
              ip -n {n} addr add {ip}/32 dev eth0\n\

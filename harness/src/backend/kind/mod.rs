@@ -601,6 +601,23 @@ impl Kind {
             }
             Step::Wire(plan) => self.wire(plan).await?,
             Step::Untaint { node, key } => self.cluster()?.untaint(node, key).await?,
+            Step::IcmpUnlimited { nodes } => {
+                let mut cmd = vec!["sysctl".to_string(), "-w".to_string()];
+                cmd.extend(docker::icmp_unlimited_args());
+                let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+                for node in nodes {
+                    let m = self.member(node)?.clone();
+                    let out = docker::exec(&self.docker, &m.container, &cmd).await?;
+                    if !out.success() {
+                        return Err(self.error(format!(
+                            "{node}: {} failed: {}{}",
+                            cmd.join(" "),
+                            out.stdout,
+                            out.stderr
+                        )));
+                    }
+                }
+            }
             Step::ApplyManifest => {
                 progress.step("applying the Calico manifest");
                 let manifest = std::mem::take(&mut self.manifest);

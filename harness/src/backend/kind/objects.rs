@@ -3,6 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::backend::docker::icmp_unlimited_args;
 use crate::calico::resources::CalicoError;
 use crate::topology::Topology;
 
@@ -163,6 +164,10 @@ pub fn test_pods(t: &Topology, lab: &str) -> Vec<Value> {
         "kind": "Namespace",
         "metadata": { "name": POD_NAMESPACE, "labels": { POD_LAB_LABEL: lab } },
     })];
+    let icmp_command: Vec<String> = ["sysctl".to_string(), "-w".to_string()]
+        .into_iter()
+        .chain(icmp_unlimited_args())
+        .collect();
     for (_, node) in t.nodes() {
         for pod in node.pod_names() {
             out.push(json!({
@@ -176,6 +181,15 @@ pub fn test_pods(t: &Topology, lab: &str) -> Vec<Value> {
                 "spec": {
                     "nodeName": node.name,
                     "terminationGracePeriodSeconds": 0,
+                    // The pod answers every probe of a traceroute, however many
+                    // run at once (its namespace's ICMP limits lifted).
+                    "initContainers": [{
+                        "name": "icmp-limits",
+                        "image": t.kubernetes.pod_image,
+                        "imagePullPolicy": "IfNotPresent",
+                        "command": icmp_command.clone(),
+                        "securityContext": { "privileged": true },
+                    }],
                     "containers": [{
                         "name": "probe",
                         "image": t.kubernetes.pod_image,

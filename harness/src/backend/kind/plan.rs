@@ -118,6 +118,11 @@ pub enum Step {
         node: String,
         key: String,
     },
+    /// Lift the ICMP error limits in these node containers' namespace, as the
+    /// emulated nodes are (every hop answers however many traceroutes run at once).
+    IcmpUnlimited {
+        nodes: Vec<String>,
+    },
     /// Download the Calico manifest (once, cached, sha256 recorded) and patch it
     /// for the topology; it is applied later.
     FetchManifest(ManifestSource),
@@ -202,6 +207,9 @@ impl Plan {
         }
         steps.push(Step::LoadImages {
             extra: vec![t.kubernetes.pod_image.clone()],
+        });
+        steps.push(Step::IcmpUnlimited {
+            nodes: t.nodes().map(|(_, n)| n.name.clone()).collect(),
         });
         let mut wiring = WiringPlan::new(t);
         match s.routers {
@@ -394,6 +402,11 @@ fn describe_step(step: &Step) -> String {
             out
         }
         Step::Untaint { node, key } => format!("remove taint {key} from node {node}"),
+        Step::IcmpUnlimited { nodes } => format!(
+            "in each node container ({}): sysctl -w {}",
+            nodes.join(", "),
+            crate::backend::docker::icmp_unlimited_args().join(" ")
+        ),
         Step::FetchManifest(m) => m.describe(),
         Step::LoadImages { extra } => format!(
             "pull on the host where absent, then `kind load docker-image --name <lab>`: the patched manifest's images and {}",
