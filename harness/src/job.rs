@@ -43,8 +43,9 @@ impl Job {
     }
 }
 
-/// Waits for `lab` to converge, then runs the scenarios on it: the report. A lab that
-/// does not converge gets every scenario failed with the wait's diagnosis.
+/// Waits for `lab` to converge, then runs the scenarios on it (each of their waits
+/// within `wait` too): the report. A lab that does not converge gets every scenario
+/// failed with the wait's diagnosis.
 pub async fn check_lab(
     lab: &mut Lab,
     scenarios: &[&'static Scenario],
@@ -52,6 +53,8 @@ pub async fn check_lab(
     progress: &Progress,
 ) -> Result<Report> {
     let started = chrono::Utc::now();
+    // The scenarios' own waits (after a fault, a roll) take the same budget.
+    lab.set_wait_budget(wait);
     progress.step("waiting for the fabric, calico-node's sessions and every route");
     let outcomes = match lab.converge(wait).await {
         Ok(_) => {

@@ -302,6 +302,9 @@ pub async fn roll_under_traffic(
         pairs = lab.pod_pairs(PathClass::SameRack);
     }
     let running = Traffic::start(lab, &pairs, traffic::INTERVAL).await?;
+    if let Some(note) = running.spread_note() {
+        progress.step(&note);
+    }
     let nodes: Vec<String> = lab
         .topology()
         .nodes()

@@ -9,7 +9,8 @@
 //! Environment: `CALICO_LAB_TOPOLOGY` (a topology file; default: the embedded seed
 //! lab), `CALICO_LAB_FLAVOR` (`emulated`, the default, or `kind`; `CALICO_LAB_ROUTERS` `vyos` or `frr`),
 //! `CALICO_LAB_REUSE=1`, `CALICO_LAB_KEEP` (`never`, `on-failure`, `always`),
-//! `CALICO_LAB_WAIT` (seconds per convergence wait, default 60).
+//! `CALICO_LAB_WAIT` (seconds per convergence wait, the scenarios' own included;
+//! default 60).
 
 use std::fs::File;
 use std::ops::{Deref, DerefMut};
@@ -148,7 +149,8 @@ async fn start(reuse: bool) -> anyhow::Result<Lab> {
         keep: KeepPolicy::from_env()?,
         ..LabOptions::default()
     };
-    let lab = Lab::up(t, options).await?;
+    let mut lab = Lab::up(t, options).await?;
+    lab.set_wait_budget(wait);
     lab.converge(wait).await?;
     Ok(lab)
 }
@@ -180,7 +182,8 @@ fn workspace_path(path: PathBuf) -> PathBuf {
 
 /// One running lab per topology for all test processes: the first brings it up
 /// (detached), the others join it; a lock file keeps them from racing. A joined lab
-/// is checked for convergence too, so a stale shared lab is not trusted blindly.
+/// must have every member running and converge, so a stale shared lab is not
+/// trusted blindly.
 async fn shared(t: Topology, flavor: Flavor, wait: Duration) -> anyhow::Result<Lab> {
     let name = match flavor.nodes {
         NodeKind::Kind => t.name.clone(),
@@ -190,7 +193,7 @@ async fn shared(t: Topology, flavor: Flavor, wait: Duration) -> anyhow::Result<L
     std::fs::create_dir_all(&dir)?;
     let lock = File::create(dir.join(format!("{name}.lock")))?;
     lock.lock()?;
-    let lab = match Lab::attach(t.clone(), &name).await {
+    let mut lab = match Lab::attach(t.clone(), &name).await {
         Ok(lab) => lab,
         Err(calico_lab::Error::NoSuchLab(_)) => {
             let options = LabOptions {
@@ -207,6 +210,22 @@ async fn shared(t: Topology, flavor: Flavor, wait: Duration) -> anyhow::Result<L
         Err(e) => return Err(e.into()),
     };
     drop(lock);
+    // A member that stopped leaves the lab stale: refused at once, not after a
+    // convergence wait it can never pass.
+    let stopped: Vec<String> = lab
+        .member_states()
+        .await?
+        .into_iter()
+        .filter(|(_, state)| state != "running")
+        .map(|(m, state)| format!("{} is {state}", m.container))
+        .collect();
+    if !stopped.is_empty() {
+        anyhow::bail!(
+            "the shared lab '{name}' is stale ({}); remove it with: calico-lab down --name {name}",
+            stopped.join(", ")
+        );
+    }
+    lab.set_wait_budget(wait);
     lab.converge(wait).await?;
     Ok(lab)
 }

@@ -415,6 +415,8 @@ async fn a_mesh_that_cannot_come_up_fails_the_switch_and_the_lab_returns_to_its_
 ) {
     use calico_lab::fault::Fault;
     let mut lab = owned_lab;
+    // The mesh never comes up: the switch's wait fails at its budget, however long.
+    lab.set_wait_budget(std::time::Duration::from_secs(10));
     let t = lab.topology().clone();
     let rack = t
         .racks
@@ -434,8 +436,9 @@ async fn a_mesh_that_cannot_come_up_fails_the_switch_and_the_lab_returns_to_its_
     let outcome = scenario::run(&mut lab, switch).await;
     let failure = outcome.failure.expect("the switch fails without a mesh");
     match &failure.diagnosis {
-        Diagnosis::NotConverged { wait, .. } => {
-            assert!(wait.contains("calico-node"), "{wait}\n{}", failure.detail)
+        Diagnosis::NotConverged { wait, seconds, .. } => {
+            assert!(wait.contains("calico-node"), "{wait}\n{}", failure.detail);
+            assert_eq!(*seconds, 10, "the lab's budget");
         }
         other => panic!("{other}\n{}", failure.detail),
     }

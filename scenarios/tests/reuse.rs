@@ -41,4 +41,9 @@ async fn a_shared_lab_is_joined_and_a_stale_one_refused() {
         .cloned()
         .unwrap_or_default();
     assert!(text.contains("the lab did not come up"), "{text}");
+    // Refused for what it is, not after a convergence wait.
+    assert!(
+        text.contains(&format!("is stale ({name}-{spine} is exited)")),
+        "{text}"
+    );
 }

@@ -43,7 +43,8 @@ pub struct Args {
     /// (what `Replay` reads to judge the run again offline).
     #[arg(long, value_name = "DIR")]
     record: Option<PathBuf>,
-    /// Seconds each convergence wait may take (at least 1).
+    /// Seconds each convergence wait may take, the scenarios' own after a fault or a
+    /// roll included (at least 1).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     wait: u64,
 }

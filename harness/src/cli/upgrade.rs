@@ -49,7 +49,8 @@ pub struct Args {
     /// Write the report as Markdown here (also appended to $GITHUB_STEP_SUMMARY when set).
     #[arg(long)]
     markdown: Option<PathBuf>,
-    /// Seconds each convergence wait may take (at least 1).
+    /// Seconds each convergence wait may take, the scenarios' own after a fault or a
+    /// roll included (at least 1).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     wait: u64,
 }

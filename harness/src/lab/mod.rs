@@ -46,7 +46,13 @@ pub struct Lab {
     owned: bool,
     /// How long each phase of bring-up took (zero for an attached lab).
     pub timings: UpTimings,
+    /// How long each wait inside a scenario may take (the fabric settling after a
+    /// fault, calico-node's sessions after a roll).
+    wait_budget: Duration,
 }
+
+/// The budget of each wait until the caller sets another (`--wait`, `CALICO_LAB_WAIT`).
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(60);
 
 /// A BIRD client command line against calico-node's control socket (`birdcl` where
 /// calico-node ships it, Debian's `birdc` otherwise).
@@ -162,6 +168,7 @@ impl Lab {
             failed: false,
             owned: true,
             timings: UpTimings::default(),
+            wait_budget: DEFAULT_WAIT,
         })
     }
 
@@ -184,6 +191,16 @@ impl Lab {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// How long each wait inside a scenario may take ([`DEFAULT_WAIT`] unless set).
+    pub fn wait_budget(&self) -> Duration {
+        self.wait_budget
+    }
+
+    pub fn set_wait_budget(&mut self, wait: Duration) {
+        self.wait_budget = wait;
+    }
+
     pub fn run_id(&self) -> &str {
         self.backend.run_id()
     }

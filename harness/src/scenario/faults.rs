@@ -24,8 +24,6 @@ pub const FABRIC_LOSS_BUDGET: Duration = Duration::from_secs(3);
 pub const SWITCH_LOSS_BUDGET: Duration = Duration::from_secs(3);
 /// ... and while calico-node restarts (graceful restart keeps its routes).
 pub const RESTART_LOSS_BUDGET: Duration = Duration::from_secs(1);
-/// How long the fabric may take to settle after a fault or its repair.
-const SETTLE: Duration = Duration::from_secs(30);
 /// Traffic runs this long before the fault and while it is in force.
 const STEADY: Duration = Duration::from_secs(1);
 
@@ -69,7 +67,7 @@ pub(super) fn failed(e: crate::Error) -> Failure {
 async fn routes_settle(lab: &Lab, t: &Topology, what: &str) -> crate::Result<Duration> {
     let expected = expect::routes(t, lab.calico());
     let pools = check::pools(lab.calico());
-    let budget = Budget::new(what, SETTLE);
+    let budget = Budget::new(what, lab.wait_budget());
     wait::until(&budget, || async {
         let snapshot = lab.snapshot().await;
         check::routes(t, &expected, &snapshot.routes, &pools, Strictness::Exact)
@@ -193,6 +191,7 @@ async fn fabric_fault(lab: &Lab, fault: Fault) -> Checked {
             .map_err(failed),
         _ => Ok(Duration::ZERO),
     };
+    let spread = running.spread_note();
     let losses = running.stop().await.map_err(failed)?;
     let withdrawn = during?;
     restored?;
@@ -204,6 +203,7 @@ async fn fabric_fault(lab: &Lab, fault: Fault) -> Checked {
         back.as_secs_f64(),
         injected.elapsed().as_secs_f64()
     );
+    report.extend(spread.map(|n| n + "\n"));
     match judge_loss(&losses, FABRIC_LOSS_BUDGET, &fault.to_string(), &mut report) {
         Some(failure) => Err(failure),
         None => Ok(Pass::Report(report)),
@@ -315,7 +315,7 @@ pub async fn calico_node_restart(lab: &Lab) -> Checked {
     // Back means the sessions, and every route again (the node's block re-exported,
     // not just held stale until graceful restart gives up).
     let back = match restored {
-        Ok(()) => match lab.wait_for_calico(SETTLE).await {
+        Ok(()) => match lab.wait_for_calico(lab.wait_budget()).await {
             Ok(sessions) => routes_settle(lab, t, &format!("routes after {fault} ended"))
                 .await
                 .map(|routes| sessions + routes)
@@ -324,6 +324,7 @@ pub async fn calico_node_restart(lab: &Lab) -> Checked {
         },
         Err(e) => Err(e),
     };
+    let spread = running.spread_note();
     let losses = running.stop().await.map_err(failed)?;
     kept?;
     let back = back?;
@@ -332,6 +333,7 @@ pub async fn calico_node_restart(lab: &Lab) -> Checked {
         blocks.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", "),
         back.as_secs_f64()
     );
+    report.extend(spread.map(|n| n + "\n"));
     match judge_loss(
         &losses,
         RESTART_LOSS_BUDGET,
@@ -444,7 +446,7 @@ pub async fn leaf_failure(lab: &Lab) -> Checked {
     }
     let restored = guard.restore().await.map_err(failed);
     let back = match restored {
-        Ok(()) => lab.converge(SETTLE).await.map_err(failed),
+        Ok(()) => lab.converge(lab.wait_budget()).await.map_err(failed),
         Err(e) => Err(e),
     };
     verdict?;
@@ -496,7 +498,10 @@ async fn mesh_then_switch(lab: &mut Lab, t: &Topology, designed: &str) -> Checke
     lab.delete("bgppeers.yaml", &crate::render::bgp_peers(t))
         .await
         .map_err(failed)?;
-    let meshed = lab.wait_for_calico(SETTLE).await.map_err(failed)?;
+    let meshed = lab
+        .wait_for_calico(lab.wait_budget())
+        .await
+        .map_err(failed)?;
     // Neighbours in one rack reach each other in the mesh; whether cross-rack pairs
     // do depends on the fabric (a leaf that learns no pod block drops them).
     let same_rack = lab.pod_pairs(PathClass::SameRack);
@@ -537,12 +542,13 @@ async fn mesh_then_switch(lab: &mut Lab, t: &Topology, designed: &str) -> Checke
     let switched = Instant::now();
     let applied = lab.apply("calico-resources.yaml", designed).await;
     let converged = match &applied {
-        Ok(_) => lab.converge(SETTLE).await,
+        Ok(_) => lab.converge(lab.wait_budget()).await,
         Err(_) => Ok(Duration::ZERO),
     };
     if converged.is_ok() {
         tokio::time::sleep(STEADY).await;
     }
+    report.extend(running.spread_note().map(|n| n + "\n"));
     let losses = running.stop().await.map_err(failed)?;
     applied.map_err(failed)?;
     converged.map_err(failed)?;

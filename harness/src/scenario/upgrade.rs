@@ -3,7 +3,6 @@
 //! the suite again, the route differences reported; then rolled back.
 
 use std::fmt::Write;
-use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
@@ -22,8 +21,6 @@ pub const TO_VARIABLE: &str = "CALICO_LAB_UPGRADE_TO";
 /// The version the lab starts at, read where the lab's topology is loaded (the
 /// scenario test binary); the scenario upgrades from whatever the lab runs.
 pub const FROM_VARIABLE: &str = "CALICO_LAB_UPGRADE_FROM";
-/// Each convergence wait of the gate.
-const WAIT: Duration = Duration::from_secs(60);
 
 /// A version read from `variable`; unset or empty is `None`, anything else that is
 /// not a supported version an error.
@@ -70,7 +67,8 @@ pub fn calico_upgrade(lab: &mut Lab) -> BoxFuture<'_, Checked> {
         healthy_before(lab, &format!("the upgrade to {to}")).await?;
         let suite: Vec<_> = SCENARIOS.iter().filter(|s| !s.disrupts).collect();
         let progress = Progress::default();
-        let before = check_lab(lab, &suite, WAIT, &progress)
+        let wait = lab.wait_budget();
+        let before = check_lab(lab, &suite, wait, &progress)
             .await
             .map_err(failed)?;
         if let Some(f) = first_failure(&before, from, "before the upgrade") {
@@ -79,7 +77,7 @@ pub fn calico_upgrade(lab: &mut Lab) -> BoxFuture<'_, Checked> {
         let state_before = observe::routing_state(lab)
             .await
             .map_err(|e| Failure::new(Diagnosis::ObservationFailed(e), ""))?;
-        let rolled = roll_under_traffic(lab, to, WAIT, &progress).await;
+        let rolled = roll_under_traffic(lab, to, wait, &progress).await;
         let verdict = match rolled {
             Ok(rollout) => at_new_version(lab, from, to, &before, &state_before, &rollout).await,
             Err(e) => Err(failed(e)),
@@ -117,7 +115,8 @@ async fn at_new_version(
     }
     let progress = Progress::default();
     let suite: Vec<_> = SCENARIOS.iter().filter(|s| !s.disrupts).collect();
-    let after = check_lab(lab, &suite, WAIT, &progress)
+    let wait = lab.wait_budget();
+    let after = check_lab(lab, &suite, wait, &progress)
         .await
         .map_err(failed)?;
     let _ = writeln!(report, "at {to}: {}", after.summary());
@@ -144,7 +143,7 @@ async fn roll_back(lab: &mut Lab, from: CalicoVersion) -> crate::Result<()> {
     for node in &nodes {
         lab.roll_calico_node(node, from).await?;
     }
-    lab.converge(WAIT).await.map(drop)
+    lab.converge(lab.wait_budget()).await.map(drop)
 }
 
 #[cfg(test)]
