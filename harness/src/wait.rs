@@ -24,8 +24,9 @@ impl Budget {
 }
 
 /// Polls `check` until it returns no diagnosis; returns how long that took. Polls
-/// start 50 ms apart and back off to 250 ms, or to as long as one poll takes
-/// (a big lab's reads are not repeated faster than they answer).
+/// start 50 ms apart and back off to 100 ms, or to twice as long as one poll takes
+/// (a big lab's reads, a process per member, then poll at most a third of the
+/// time and leave the rest to the daemons they wait for).
 pub async fn until<F, Fut>(budget: &Budget, mut check: F) -> Result<Duration>
 where
     F: FnMut() -> Fut,
@@ -36,7 +37,7 @@ where
     loop {
         let poll = Instant::now();
         let broken = check().await;
-        let ceiling = poll.elapsed().max(Duration::from_millis(100));
+        let ceiling = (poll.elapsed() * 2).max(Duration::from_millis(100));
         if broken.is_empty() {
             return Ok(started.elapsed());
         }

@@ -78,6 +78,8 @@ pub struct ContainerSpec {
     pub binds: Vec<String>,
     /// Written into the container before it starts: (path, contents).
     pub files: Vec<(String, Vec<u8>)>,
+    /// Folders kept in memory (tmpfs).
+    pub tmpfs: Vec<String>,
     /// Joins this container's network namespace instead of a fresh one.
     pub network_of: Option<String>,
 }
@@ -132,6 +134,8 @@ impl ContainerSpec {
                 sysctls,
                 privileged: self.privileged.then_some(true),
                 binds: (!self.binds.is_empty()).then(|| self.binds.clone()),
+                tmpfs: (!self.tmpfs.is_empty())
+                    .then(|| self.tmpfs.iter().map(|p| (p.clone(), String::new())).collect()),
                 init: Some(false),
                 ..Default::default()
             }),

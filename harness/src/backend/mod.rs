@@ -315,6 +315,19 @@ pub trait Backend: Send + Sync {
         version: crate::calico::CalicoVersion,
         calico: &Resources,
     ) -> Result<()>;
+    /// Rolls every one of `nodes` to `version` without waiting between them (a
+    /// rollback, not a gated rollout); by default one after another.
+    async fn roll_calico_nodes(
+        &mut self,
+        nodes: &[String],
+        version: crate::calico::CalicoVersion,
+        calico: &Resources,
+    ) -> Result<()> {
+        for node in nodes {
+            self.roll_calico_node(node, version, calico).await?;
+        }
+        Ok(())
+    }
     /// Each member's state as the runtime reports it (`running`, `exited`, `absent`).
     async fn member_states(&self) -> Result<Vec<(Member, String)>>;
     /// Writes what only the runtime knows about a member (logs, files it runs with)

@@ -356,6 +356,15 @@ impl Backend for Recorder {
         self.inner.roll_calico_node(node, version, calico).await
     }
 
+    async fn roll_calico_nodes(
+        &mut self,
+        nodes: &[String],
+        version: crate::calico::CalicoVersion,
+        calico: &Resources,
+    ) -> Result<()> {
+        self.inner.roll_calico_nodes(nodes, version, calico).await
+    }
+
     async fn member_states(&self) -> Result<Vec<(Member, String)>> {
         self.inner.member_states().await
     }

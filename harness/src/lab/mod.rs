@@ -540,6 +540,18 @@ impl Lab {
             .await
     }
 
+    /// Rolls every one of `nodes` to `version` at once, without waiting for their
+    /// sessions (a rollback; a gated rollout rolls one node at a time).
+    pub async fn roll_calico_nodes(
+        &mut self,
+        nodes: &[String],
+        version: crate::calico::CalicoVersion,
+    ) -> Result<()> {
+        self.backend
+            .roll_calico_nodes(nodes, version, &self.calico)
+            .await
+    }
+
     /// Each member with its state as the runtime reports it.
     pub async fn member_states(&self) -> Result<Vec<(Member, String)>> {
         self.backend.member_states().await

@@ -140,9 +140,7 @@ async fn roll_back(lab: &mut Lab, from: CalicoVersion) -> crate::Result<()> {
         .nodes()
         .map(|(_, n)| n.name.clone())
         .collect();
-    for node in &nodes {
-        lab.roll_calico_node(node, from).await?;
-    }
+    lab.roll_calico_nodes(&nodes, from).await?;
     lab.converge(lab.wait_budget()).await.map(drop)
 }
 
