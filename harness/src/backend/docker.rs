@@ -134,8 +134,12 @@ impl ContainerSpec {
                 sysctls,
                 privileged: self.privileged.then_some(true),
                 binds: (!self.binds.is_empty()).then(|| self.binds.clone()),
-                tmpfs: (!self.tmpfs.is_empty())
-                    .then(|| self.tmpfs.iter().map(|p| (p.clone(), String::new())).collect()),
+                tmpfs: (!self.tmpfs.is_empty()).then(|| {
+                    self.tmpfs
+                        .iter()
+                        .map(|p| (p.clone(), String::new()))
+                        .collect()
+                }),
                 init: Some(false),
                 ..Default::default()
             }),
