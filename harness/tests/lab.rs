@@ -657,6 +657,41 @@ async fn lab_every_hop_answers_when_many_traceroutes_run_at_once() {
     );
 }
 
+/// An apply a node's BIRD cannot take (BIRD is down there) fails naming the node;
+/// once BIRD is back, applying the design writes every node again (which of them
+/// took the failed apply's files is unknown) and the lab is as designed.
+#[tokio::test]
+async fn lab_an_apply_a_bird_cannot_take_fails_naming_its_node() {
+    use calico_lab::fault::Fault;
+    let name = lab_name("apply");
+    let mut lab = up(&name).await;
+    let t = lab.topology().clone();
+    let node = t.racks[0].nodes[0].name.clone();
+    let fault = lab
+        .fault(Fault::BirdDown { node: node.clone() })
+        .await
+        .unwrap()
+        .leave_in_force();
+    let mesh = calico_lab::render::full_mesh(&t);
+    let refused = lab.apply("full-mesh.yaml", &mesh).await;
+    let restored = lab.restore(&fault).await;
+    let designed = calico_lab::render::calico_resources(&t);
+    let again = lab.apply("calico-resources.yaml", &designed).await;
+    let converged = lab.converge(FABRIC_BUDGET).await;
+    lab.down().await.unwrap();
+    let err = refused.expect_err("a node without BIRD cannot take the mesh");
+    assert!(
+        err.to_string().contains(&format!(
+            "BIRD on {node} did not take the new configuration"
+        )),
+        "{err}"
+    );
+    restored.unwrap();
+    let changed = again.expect("the apply goes through once BIRD is back");
+    assert_eq!(changed.len(), t.nodes().count(), "{changed:?}");
+    converged.expect("the lab is as designed again");
+}
+
 /// Many reads as one batch in the observer answer exactly as one exec each: exit
 /// codes, both streams, a pod's namespace, FRR's answers; a member restarted
 /// since its pid was read is found again, a stopped one is an error for its reads

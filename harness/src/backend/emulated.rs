@@ -858,32 +858,48 @@ impl Backend for Emulated {
                 changed.insert(node.name.clone(), files);
             }
         }
-        // Every calico-node sees the change at once and reconfigures its BIRD: one
-        // after another, a 128-node lab's switch spread over 20 s and cut pairs off
-        // between nodes already switched and nodes not yet.
+        // Every calico-node sees the change at once and reconfigures its BIRD. The
+        // files go everywhere first (BIRD reads them only when told), then every BIRD
+        // is told in one batch: node by node, a 16 x 8 lab's switch spread over
+        // 20 s, and with the files written 16 at a time still over 14 s, cutting
+        // pairs off between nodes already switched and nodes not yet.
         let this = &*self;
-        let reconfigured = all_bounded(
+        let written = all_bounded(
             changed
                 .iter()
                 .map(|(node, files)| -> BoxFuture<'_, Result<()>> {
-                    Box::pin(async move {
-                        let m = this.member(node)?;
-                        this.write_bird_files(m, files).await?;
-                        let out = this
-                            .exec(&Target::CalicoNode(node.clone()), &birdc(&["configure"]))
-                            .await?;
-                        if !out.stdout.contains("Reconfigur") {
-                            return Err(this.error(format!(
-                                "BIRD on {node} refused the new configuration: {}{}",
-                                out.stdout, out.stderr
-                            )));
-                        }
-                        Ok(())
-                    })
+                    Box::pin(async move { this.write_bird_files(this.member(node)?, files).await })
                 })
                 .collect(),
         )
         .await;
+        let configure: Vec<String> = birdc(&["configure"])
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        let reconfigured = match written {
+            Ok(()) => {
+                let commands: Vec<(Target, Vec<String>)> = changed
+                    .keys()
+                    .map(|node| (Target::CalicoNode(node.clone()), configure.clone()))
+                    .collect();
+                let answers = self.exec_all(&commands).await;
+                changed
+                    .keys()
+                    .zip(answers)
+                    .map(|(node, answer)| match answer {
+                        Ok(out) if out.stdout.contains("Reconfigur") => Ok(()),
+                        Ok(out) => Err(self.error(format!(
+                            "BIRD on {node} did not take the new configuration: {}{}",
+                            out.stdout, out.stderr
+                        ))),
+                        Err(e) => Err(e),
+                    })
+                    .collect::<Result<Vec<()>>>()
+                    .map(drop)
+            }
+            Err(e) => Err(e),
+        };
         if let Err(e) = reconfigured {
             // Which nodes took the files is unknown: the next apply writes them all.
             for node in changed.keys() {
