@@ -262,16 +262,27 @@ fn read_ping(
 
 /// Three pings from one pod to another, with ping's own output.
 pub async fn ping(lab: &Lab, from: &Pod, to: &Pod) -> Observed<(PingResult, String)> {
-    let cmd = ping_command(to);
-    let argv: Vec<&str> = cmd.iter().map(String::as_str).collect();
-    let out = lab.exec(&Target::Pod(from.name.clone()), &argv).await;
-    read_ping(from, &cmd, out)
+    one_pair(lab, from, to, ping_command, read_ping).await
 }
 
 /// [`ping`] for every pair, in order: a bounded group at once, each group one
 /// batch where the flavor can.
 pub async fn pings(lab: &Lab, pairs: &[(Pod, Pod)]) -> Vec<Observed<(PingResult, String)>> {
     per_pair(lab, pairs, ping_command, read_ping).await
+}
+
+/// One command from `from` to `to`, as one exec; its answer read.
+async fn one_pair<T>(
+    lab: &Lab,
+    from: &Pod,
+    to: &Pod,
+    command: impl Fn(&Pod) -> Vec<String>,
+    read: impl Fn(&Pod, &[String], crate::error::Result<ExecOutput>) -> Observed<T>,
+) -> Observed<T> {
+    let cmd = command(to);
+    let argv: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let out = lab.exec(&Target::Pod(from.name.clone()), &argv).await;
+    read(from, &cmd, out)
 }
 
 /// One command per pair from its first pod to its second, in groups run at once (four times
@@ -383,10 +394,7 @@ fn read_traceroute(
 
 /// The hop addresses traceroute shows from one pod to another (`None`: no answer).
 pub async fn traceroute(lab: &Lab, from: &Pod, to: &Pod) -> Observed<Vec<Option<Ipv4Addr>>> {
-    let cmd = traceroute_command(to);
-    let argv: Vec<&str> = cmd.iter().map(String::as_str).collect();
-    let out = lab.exec(&Target::Pod(from.name.clone()), &argv).await;
-    read_traceroute(from, &cmd, out)
+    one_pair(lab, from, to, traceroute_command, read_traceroute).await
 }
 
 /// [`traceroute`] for every pair, in order, as [`pings`] runs them.

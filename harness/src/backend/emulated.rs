@@ -907,14 +907,15 @@ impl Backend for Emulated {
             }
             return Err(e);
         }
-        self.bird_files.extend(changed.clone());
+        let nodes: Vec<String> = changed.keys().cloned().collect();
+        self.bird_files.extend(changed);
         self.applied += 1;
         let base = source.rsplit('/').next().unwrap_or(source);
         let path = format!("{APPLIED_DIR}/{:04}-{}-{base}", self.applied, edit.as_str());
         let fabric = self.member(FABRIC_DEVICE)?.container.clone();
         docker::exec(&self.docker, &fabric, &["mkdir", "-p", APPLIED_DIR]).await?;
         docker::upload_file(&self.docker, &fabric, &path, yaml.as_bytes()).await?;
-        Ok(changed.into_keys().collect())
+        Ok(nodes)
     }
 
     async fn roll_calico_node(
