@@ -621,6 +621,55 @@ async fn lab_spawned_command_runs_until_stopped() {
     assert!(result.received + 1 >= result.sent, "{}", out.stdout);
 }
 
+/// Commands go through the observer's long-lived shells: many at once each get
+/// their own answer, a command that reads its stdin finds it empty (it does not
+/// eat the next script), and a spawned command deaf to SIGINT is killed, saying
+/// so, with nothing of it left behind.
+#[tokio::test]
+async fn lab_commands_through_the_observer_shells_answer_apart() {
+    let name = lab_name("shells");
+    let lab = up(&name).await;
+    let node = Target::Node(lab.topology().racks[0].nodes[0].name.clone());
+    let answers = futures_util::future::join_all((0..40).map(|i| {
+        let (lab, node) = (&lab, &node);
+        async move {
+            let script = format!("sleep 0.0{}; echo {i}", i % 7);
+            lab.exec(node, &["sh", "-c", &script]).await
+        }
+    }))
+    .await;
+    for (i, answer) in answers.iter().enumerate() {
+        assert_eq!(answer.as_ref().unwrap().stdout, format!("{i}\n"));
+    }
+    let cat = tokio::time::timeout(Duration::from_secs(10), lab.exec(&node, &["cat"]))
+        .await
+        .expect("cat ends: its stdin is empty")
+        .unwrap();
+    assert_eq!((cat.exit_code, cat.stdout.as_str()), (0, ""));
+    let next = lab.exec(&node, &["echo", "next"]).await.unwrap();
+    assert_eq!(next.stdout, "next\n");
+    let deaf = lab
+        .spawn(&node, &["sh", "-c", "trap '' INT; exec sleep 60"])
+        .await
+        .unwrap();
+    let stopped = deaf.stop().await.unwrap();
+    assert_eq!(stopped.exit_code, 124, "{stopped:?}");
+    assert!(stopped.stderr.contains("did not end"), "{stopped:?}");
+    let left = lab
+        .exec(
+            &node,
+            &[
+                "sh",
+                "-c",
+                "ls /run | grep calico-lab-spawned; pgrep -fx 'sleep 60'; true",
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(left.stdout, "", "left behind");
+    lab.down().await.unwrap();
+}
+
 /// Every hop answers however many traceroutes run at once: routers, nodes and pods
 /// do not rate-limit ICMP errors (a leaf of a 16 x 8 lab answered no more than 50
 /// at once, and a healthy path read as a silent hop: a path check failing on a
@@ -717,9 +766,34 @@ async fn lab_batched_reads_answer_as_single_execs_do() {
     .map(|(target, script)| (target, vec!["sh".into(), "-c".into(), script.into()]))
     .collect();
     let batched = lab.exec_all(&commands).await;
+    let engine = docker::connect().await.unwrap();
+    let container = |device: &str| {
+        lab.members()
+            .iter()
+            .find(|m| m.device == device)
+            .unwrap()
+            .container
+            .clone()
+    };
     for ((target, cmd), got) in commands.iter().zip(&batched) {
-        let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-        let single = lab.exec(target, &cmd).await.unwrap();
+        // The engine's own exec in the member is the reference.
+        let (device, mut argv) = match target {
+            Target::Pod(p) => {
+                let node = lab
+                    .pods()
+                    .iter()
+                    .find(|x| &x.name == p)
+                    .unwrap()
+                    .node
+                    .clone();
+                (node, vec!["ip", "netns", "exec", p.as_str()])
+            }
+            Target::Router(d) | Target::Node(d) | Target::CalicoNode(d) => (d.clone(), vec![]),
+        };
+        argv.extend(cmd.iter().map(String::as_str));
+        let single = docker::exec(&engine, &container(&device), &argv)
+            .await
+            .unwrap();
         let got = got.as_ref().unwrap();
         assert_eq!(
             (got.exit_code, &got.stdout, &got.stderr),
@@ -748,15 +822,6 @@ async fn lab_batched_reads_answer_as_single_execs_do() {
         }
     }
     // Restarted: a new process, found again. Stopped: an error for it alone.
-    let engine = docker::connect().await.unwrap();
-    let container = |device: &str| {
-        lab.members()
-            .iter()
-            .find(|m| m.device == device)
-            .unwrap()
-            .container
-            .clone()
-    };
     engine
         .restart_container(&container(&node), None)
         .await

@@ -1,4 +1,4 @@
-//! Many commands in one exec: a helper container that sees the host's processes
+//! Many commands in one script: a helper container that sees the host's processes
 //! enters each member's namespaces to run its command, all at once, and prints
 //! every output framed so that they split apart exactly.
 
@@ -65,8 +65,8 @@ pub fn script(nonce: &str, commands: &[Command]) -> String {
     s
 }
 
-/// How long one batch's script may grow: Linux refuses a single argument over
-/// 128 KiB, and the script is one (`sh -c`).
+/// How long one batch's script may grow: a bigger read is cut into several
+/// scripts, each sent to a shell of its own (see `session`), all at once.
 pub const SCRIPT_BUDGET: usize = 64 * 1024;
 
 /// `commands` cut, in order, into runs whose scripts stay within `budget` bytes

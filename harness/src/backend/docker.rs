@@ -203,18 +203,22 @@ pub async fn pid(docker: &Docker, container: &str) -> Result<u32> {
     let info = docker
         .inspect_container(container, None)
         .await
-        .map_err(Error::docker(format!("inspect container {container}")))?;
+        .map_err(|e| match e {
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            } => Error::NotRunning {
+                container: container.to_string(),
+                state: "gone (removed)",
+            },
+            e => Error::docker(format!("inspect container {container}"))(e),
+        })?;
     info.state
         .and_then(|s| s.pid)
         .filter(|pid| *pid > 0)
         .and_then(|pid| u32::try_from(pid).ok())
-        .ok_or_else(|| Error::Lab {
-            lab: info
-                .name
-                .unwrap_or_default()
-                .trim_start_matches('/')
-                .to_string(),
-            message: format!("container {container} is not running"),
+        .ok_or_else(|| Error::NotRunning {
+            container: container.to_string(),
+            state: "not running (stopped)",
         })
 }
 

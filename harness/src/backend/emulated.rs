@@ -16,6 +16,7 @@ use super::docker::{
     LABEL_ROLE, LABEL_RUN, LABEL_TOPOLOGY,
 };
 use super::ownership::{remove_run, remove_run_blocking, sweep, RunId};
+use super::session::Sessions;
 use super::{
     all_bounded, batch, exec_each, image, Backend, Edit, Flavor, Member, MemberRole, Pod, Running,
     Target,
@@ -67,8 +68,8 @@ pub struct Emulated {
     /// Every member started; until then a create request may still be in flight.
     ready: bool,
     released: bool,
-    /// The helper that runs a batch of commands in one exec (see [`batch`]).
-    observer: Option<String>,
+    /// The shells in the helper that runs a batch of commands at once (see [`batch`]).
+    observer: Option<std::sync::Arc<Sessions>>,
     /// Each member container's main process, as the observer enters it.
     pids: std::sync::Mutex<BTreeMap<String, u32>>,
     pub timings: UpTimings,
@@ -199,7 +200,10 @@ impl Emulated {
             .await
             .is_ok()
         {
-            backend.observer = Some(observer_name(lab));
+            backend.observer = Some(std::sync::Arc::new(Sessions::new(
+                backend.docker.clone(),
+                observer_name(lab),
+            )));
         }
         // Replay what was applied to the running lab, in order.
         let fabric = Target::Node(FABRIC_DEVICE.into());
@@ -305,7 +309,10 @@ impl Emulated {
                 .collect(),
         )
         .await?;
-        self.observer = Some(observer_name(&self.lab));
+        self.observer = Some(std::sync::Arc::new(Sessions::new(
+            self.docker.clone(),
+            observer_name(&self.lab),
+        )));
         self.timings.containers = phase.elapsed();
 
         let phase = Instant::now();
@@ -537,11 +544,11 @@ impl Emulated {
         }
     }
 
-    /// Runs `commands` as one exec in the observer; a member whose process changed
-    /// since its pid was read gets it read again, once.
+    /// Runs `commands` as one script in the observer; a member whose process
+    /// changed since its pid was read gets it read again, once.
     async fn batch(
         &self,
-        observer: &str,
+        observer: &Sessions,
         commands: &[(Target, Vec<String>)],
     ) -> Result<Vec<Result<ExecOutput>>> {
         let mut results: Vec<Option<Result<ExecOutput>>> = commands.iter().map(|_| None).collect();
@@ -553,14 +560,30 @@ impl Emulated {
                 Err(e) => results[i] = Some(Err(e)),
             }
         }
+        self.batch_located(observer, &runnable, &mut results)
+            .await?;
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(self.error("unanswered".into()))))
+            .collect())
+    }
+
+    /// [`Self::batch`] of commands already located: `(slot, container, argv)`,
+    /// each answer put in its slot of `results`.
+    async fn batch_located(
+        &self,
+        observer: &Sessions,
+        runnable: &[(usize, String, Vec<String>)],
+        results: &mut [Option<Result<ExecOutput>>],
+    ) -> Result<()> {
         let containers: std::collections::BTreeSet<&String> =
             runnable.iter().map(|(_, c, _)| c).collect();
         let mut refresh = false;
         loop {
-            let pids = self.member_pids(&containers, refresh).await;
+            let (pids, unreadable) = self.member_pids(&containers, refresh).await;
             let mut batch = Vec::new();
             let mut slots = Vec::new();
-            for (i, container, argv) in &runnable {
+            for (i, container, argv) in runnable {
                 match pids.get(container) {
                     Some(&pid) => {
                         slots.push((*i, container));
@@ -571,16 +594,23 @@ impl Emulated {
                         });
                     }
                     None => {
-                        results[*i] = Some(Err(Error::NotRunning {
-                            container: container.clone(),
-                            state: "not running",
+                        results[*i] = Some(Err(match unreadable.get(container) {
+                            Some(Error::NotRunning { state, .. }) => Error::NotRunning {
+                                container: container.clone(),
+                                state,
+                            },
+                            Some(e) => self.error(e.to_string()),
+                            None => Error::NotRunning {
+                                container: container.clone(),
+                                state: "not running",
+                            },
                         }))
                     }
                 }
             }
             let nonce = batch::nonce();
             let script = batch::script(&nonce, &batch);
-            let out = docker::exec(&self.docker, observer, &["sh", "-c", &script]).await?;
+            let out = observer.run(&script).await?;
             let outs = batch::split(&nonce, &out.stdout, batch.len());
             let stale = outs
                 .iter()
@@ -603,20 +633,32 @@ impl Emulated {
                     ))),
                 });
             }
-            return Ok(results
-                .into_iter()
-                .map(|r| r.unwrap_or_else(|| Err(self.error("unanswered".into()))))
-                .collect());
+            return Ok(());
         }
     }
 
+    /// Runs `argv` in `container` (not wrapped for a target) as a batch of one.
+    async fn run_located(&self, container: &str, argv: Vec<String>) -> Result<ExecOutput> {
+        let Some(observer) = &self.observer else {
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            return docker::exec(&self.docker, container, &argv).await;
+        };
+        let mut results = vec![None];
+        self.batch_located(observer, &[(0, container.to_string(), argv)], &mut results)
+            .await?;
+        results
+            .pop()
+            .flatten()
+            .unwrap_or_else(|| Err(self.error("unanswered".into())))
+    }
+
     /// The main process of each container that runs, read from the engine where
-    /// not known yet (or all again with `refresh`).
+    /// not known yet (or all again with `refresh`); and why, for those unread.
     async fn member_pids(
         &self,
         containers: &std::collections::BTreeSet<&String>,
         refresh: bool,
-    ) -> BTreeMap<String, u32> {
+    ) -> (BTreeMap<String, u32>, BTreeMap<String, Error>) {
         let mut known = if refresh {
             BTreeMap::new()
         } else {
@@ -633,11 +675,21 @@ impl Emulated {
                 .map(|c| async move { ((*c).clone(), docker::pid(&self.docker, c).await) }),
         )
         .await;
-        known.extend(read.into_iter().filter_map(|(c, pid)| Some((c, pid.ok()?))));
+        let mut unreadable = BTreeMap::new();
+        for (container, pid) in read {
+            match pid {
+                Ok(pid) => {
+                    known.insert(container, pid);
+                }
+                Err(e) => {
+                    unreadable.insert(container, e);
+                }
+            }
+        }
         if let Ok(mut cache) = self.pids.lock() {
             *cache = known.clone();
         }
-        known
+        (known, unreadable)
     }
 
     /// The hostname a member container runs with (its device's name).
@@ -758,26 +810,48 @@ fn parent(path: &str) -> &str {
     path.rsplit_once('/').map_or("/", |(dir, _)| dir)
 }
 
-/// A command started by [`Emulated::spawn`]: its pid file tells `stop` what to kill.
+/// A command started by [`Emulated::spawn`], running detached in its member:
+/// `stop` collects it with one command, through the observer where there is one.
 struct Spawned {
     docker: Docker,
+    observer: Option<std::sync::Arc<Sessions>>,
     container: String,
-    pid_file: String,
-    output: tokio::task::JoinHandle<Result<ExecOutput>>,
+    /// The member's main process and hostname when the command started.
+    member: Option<(u32, String)>,
+    collect: Vec<String>,
 }
 
 #[async_trait]
 impl Running for Spawned {
     async fn stop(self: Box<Self>) -> Result<ExecOutput> {
-        // The command may not have written its pid yet: wait for it a little.
-        let kill = super::stop_spawned(&self.pid_file);
-        docker::exec(&self.docker, &self.container, &["sh", "-c", &kill]).await?;
-        let out = self.output.await.map_err(|e| Error::Lab {
-            lab: self.container.clone(),
-            message: format!("a spawned command's reader failed: {e}"),
-        })??;
-        docker::exec(&self.docker, &self.container, &["rm", "-f", &self.pid_file]).await?;
-        Ok(out)
+        let (Some(observer), Some((pid, hostname))) = (&self.observer, self.member) else {
+            let argv: Vec<&str> = self.collect.iter().map(String::as_str).collect();
+            return docker::exec(&self.docker, &self.container, &argv).await;
+        };
+        let nonce = batch::nonce();
+        let command = batch::Command {
+            pid,
+            hostname,
+            argv: self.collect,
+        };
+        let out = observer.run(&batch::script(&nonce, &[command])).await?;
+        match batch::split(&nonce, &out.stdout, 1).pop().flatten() {
+            // Restarted with the command inside: it is gone with its output.
+            Some(o) if o.exit_code == batch::STALE => Err(Error::NotRunning {
+                container: self.container,
+                state: "restarted or stopped while a command ran in it",
+            }),
+            Some(o) => Ok(o),
+            None => Err(Error::Lab {
+                lab: self.container.clone(),
+                message: format!(
+                    "the observer's batch ended before {}'s spawned command answered (exit {}: {})",
+                    self.container,
+                    out.exit_code,
+                    out.stderr.trim()
+                ),
+            }),
+        }
     }
 }
 
@@ -797,8 +871,7 @@ impl Backend for Emulated {
 
     async fn exec(&self, target: &Target, cmd: &[&str]) -> Result<ExecOutput> {
         let (container, full) = self.locate(target, cmd)?;
-        let full: Vec<&str> = full.iter().map(String::as_str).collect();
-        docker::exec(&self.docker, &container, &full).await
+        self.run_located(&container, full).await
     }
 
     async fn exec_all(&self, commands: &[(Target, Vec<String>)]) -> Vec<Result<ExecOutput>> {
@@ -822,20 +895,30 @@ impl Backend for Emulated {
     async fn spawn(&self, target: &Target, cmd: &[&str]) -> Result<Box<dyn Running>> {
         static SPAWNED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let seq = SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let pid_file = format!("/run/calico-lab-spawned-{}-{seq}.pid", std::process::id());
+        let files = format!("/run/calico-lab-spawned-{}-{seq}", std::process::id());
         let (container, full) = self.locate(target, cmd)?;
-        let wrapped = super::spawned_command(&pid_file, &full);
-        let docker = self.docker.clone();
-        let in_task = container.clone();
-        let output = tokio::spawn(async move {
-            let cmd: Vec<&str> = wrapped.iter().map(String::as_str).collect();
-            docker::exec(&docker, &in_task, &cmd).await
-        });
+        let started = self
+            .run_located(&container, super::detached_command(&files, &full))
+            .await?;
+        if started.exit_code != 0 {
+            return Err(self.error(format!(
+                "cannot start `{}` in {container}: {}",
+                cmd.join(" "),
+                started.stderr.trim()
+            )));
+        }
+        let member = self
+            .pids
+            .lock()
+            .ok()
+            .and_then(|pids| pids.get(&container).copied())
+            .map(|pid| (pid, self.hostname_of(&container)));
         Ok(Box::new(Spawned {
             docker: self.docker.clone(),
+            observer: self.observer.clone(),
             container,
-            pid_file,
-            output,
+            member,
+            collect: super::collect_detached(&files),
         }))
     }
 

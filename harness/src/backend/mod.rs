@@ -19,6 +19,7 @@ pub mod image;
 pub mod kind;
 pub mod ownership;
 pub mod replay;
+pub mod session;
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -188,7 +189,7 @@ pub trait Running: Send {
 }
 
 /// A command that writes its shell's PID to `pid_file`, then becomes `cmd`, so that
-/// [`stop_spawned`] can interrupt it (both flavors' `spawn`).
+/// [`stop_spawned`] can interrupt it (the kind flavor's `spawn`).
 pub(crate) fn spawned_command(pid_file: &str, cmd: &[String]) -> Vec<String> {
     let mut wrapped: Vec<String> = vec![
         "sh".into(),
@@ -207,6 +208,51 @@ pub(crate) fn stop_spawned(pid_file: &str) -> String {
         "for i in $(seq 50); do [ -s {pid_file} ] && exec kill -INT $(cat {pid_file}); sleep 0.1; done; exit 1"
     )
 }
+
+/// Starts `cmd` in the background and returns at once: its PID, output and exit
+/// code go to files named `files`.* on the target, for [`collect_detached`] (the
+/// emulated flavor's `spawn`, which holds no connection open while it runs).
+pub(crate) fn detached_command(files: &str, cmd: &[String]) -> Vec<String> {
+    let mut wrapped: Vec<String> = vec![
+        "sh".into(),
+        "-c".into(),
+        format!(
+            "( sh -c 'echo $$ >{files}.pid; exec \"$@\"' spawned \"$@\" >{files}.out 2>{files}.err </dev/null; \
+             echo $? >{files}.code.new; mv {files}.code.new {files}.code ) >/dev/null 2>&1 </dev/null &"
+        ),
+        "detached".into(),
+    ];
+    wrapped.extend_from_slice(cmd);
+    wrapped
+}
+
+/// Interrupts a command started by [`detached_command`] (SIGINT, as [`stop_spawned`]),
+/// waits for it to end, answers with its output and exit code as if it had run in
+/// the foreground, and removes its files. One that ignores SIGINT for
+/// [`DETACHED_GRACE`] is killed and answered with exit 124.
+pub(crate) fn collect_detached(files: &str) -> Vec<String> {
+    let tenths = DETACHED_GRACE.as_millis() / 100;
+    vec![
+        "sh".into(),
+        "-c".into(),
+        format!(
+            "for i in $(seq 50); do [ -s {files}.pid ] && {{ kill -INT $(cat {files}.pid) 2>/dev/null; break; }}; sleep 0.1; done\n\
+             for i in $(seq {tenths}); do [ -e {files}.code ] && break; sleep 0.1; done\n\
+             if [ ! -e {files}.code ]; then\n\
+             kill -KILL $(cat {files}.pid) 2>/dev/null\n\
+             for i in $(seq 20); do [ -e {files}.code ] && break; sleep 0.05; done\n\
+             echo 'the command did not end within {grace} s of SIGINT: killed' >&2; code=124\n\
+             else code=$(cat {files}.code); fi\n\
+             cat {files}.out 2>/dev/null; [ ! -e {files}.err ] || cat {files}.err >&2\n\
+             rm -f {files}.pid {files}.out {files}.err {files}.code {files}.code.new\n\
+             exit $code\n",
+            grace = DETACHED_GRACE.as_secs()
+        ),
+    ]
+}
+
+/// How long a stopped command may take to end after SIGINT.
+pub(crate) const DETACHED_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How many calls of one kind go to the engine at once: enough to keep it busy,
 /// few enough that a small machine does not thrash.

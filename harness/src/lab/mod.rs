@@ -256,13 +256,13 @@ impl Lab {
         self.backend.exec(target, cmd).await
     }
 
-    /// Starts a long-running command (continuous traffic); stop it to read its output.
     /// Runs several commands, each on its target, all at once (one batch where
     /// the flavor can); the results in order.
     pub async fn exec_all(&self, commands: &[(Target, Vec<String>)]) -> Vec<Result<ExecOutput>> {
         self.backend.exec_all(commands).await
     }
 
+    /// Starts a long-running command (continuous traffic); stop it to read its output.
     pub async fn spawn(&self, target: &Target, cmd: &[&str]) -> Result<Box<dyn Running>> {
         self.backend.spawn(target, cmd).await
     }
