@@ -192,9 +192,24 @@ fn lab_cli_run_passes_on_the_seed_and_writes_every_report() {
     for name in all {
         assert!(md.contains(name), "{name} not in the Markdown report");
     }
-    let (status, left, stderr) = calico_lab(&["status", "--name", &name]);
-    assert_eq!(status, 2, "the lab was torn down: {left}{stderr}");
-    assert!(stderr.contains("no lab named"), "{stderr}");
+    let (status, left, status_err) = calico_lab(&["status", "--name", &name]);
+    assert_eq!(status, 2, "the lab was torn down: {left}{status_err}");
+    assert!(status_err.contains("no lab named"), "{status_err}");
+    // Any machine runs the seed's labs several at once: each scenario that changes the
+    // lab had one of its own beside the main one, and each is gone.
+    let changing = calico_lab::scenario::SCENARIOS
+        .iter()
+        .filter(|s| s.disrupts)
+        .count();
+    for n in 1..=changing {
+        let sibling = format!("{name}-{n}");
+        assert!(
+            stderr.contains(&format!("bringing up lab '{sibling}'")),
+            "{stderr}"
+        );
+        let (status, _, _) = calico_lab(&["status", "--name", &sibling]);
+        assert_eq!(status, 2, "{sibling} was torn down");
+    }
 }
 
 /// The scenario names of a JSON report, in its order.

@@ -39,6 +39,27 @@ async fn containers_of_lab(name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The containers of the lab `name` and of the labs a job runs beside it
+/// (`<name>-1`, `<name>-2`, ...).
+async fn containers_of_job(name: &str) -> Vec<String> {
+    let docker = docker::connect().await.unwrap();
+    docker::list(&docker, &[LABEL_LAB.to_string()])
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| {
+            let lab = c.labels.as_ref().and_then(|l| l.get(LABEL_LAB));
+            lab.is_some_and(|lab| {
+                lab == name
+                    || lab
+                        .strip_prefix(&format!("{name}-"))
+                        .is_some_and(|n| n.parse::<usize>().is_ok())
+            })
+        })
+        .filter_map(|c| c.names.and_then(|n| n.into_iter().next()))
+        .collect()
+}
+
 async fn ping(lab: &Lab, from: &str, to: &str) -> ExecOutput {
     let target = lab.target(from).unwrap();
     lab.exec(&target, &["ping", "-c", "2", "-W", "2", "-i", "0.2", to])
@@ -443,9 +464,10 @@ async fn interrupt_leaves_no_container(
         stderr.contains(&format!("interrupted by SIG{signal}")),
         "{stderr}"
     );
+    let left = containers_of_job(name).await;
     assert!(
-        containers_of_lab(name).await.is_empty(),
-        "{command}: SIG{signal} tore the lab down"
+        left.is_empty(),
+        "{command}: SIG{signal} tore every lab down, left: {left:?}"
     );
 }
 

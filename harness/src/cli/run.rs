@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use calico_lab::job::Job;
+use calico_lab::job::{self, Job};
 use calico_lab::{scenario, Error, KeepPolicy, LabOptions};
 
 use super::progress::Display;
@@ -47,6 +47,12 @@ pub struct Args {
     /// roll included (at least 1).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     wait: u64,
+    /// How many labs may run at once: above 1, each scenario that changes the lab
+    /// runs on a fresh lab of its own (`<name>-1`, ...) beside the main one; 1 runs
+    /// every scenario on one lab, one after another (default: two per core for a
+    /// lab the seed's size, fewer for bigger ones, 1 on kind or with --record).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    labs: Option<u64>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -67,6 +73,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // An unwritable report path is the user's input: refuse it before the lab starts.
     check_writable(args.json.iter().chain(&args.junit).chain(&args.markdown))?;
     let display = Display::new();
+    let labs = args.labs.map_or_else(
+        || job::default_labs(&topology, args.flavor.flavor),
+        |n| usize::try_from(n).unwrap_or(usize::MAX),
+    );
     let job = Job {
         topology,
         options: LabOptions {
@@ -80,6 +90,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         scenarios,
         wait: Duration::from_secs(args.wait),
+        labs,
     };
     let report = job.run().await;
     display.finish();

@@ -177,6 +177,22 @@ impl Lab {
         self.backend.teardown().await
     }
 
+    /// Done with the lab: kept as its keep policy says (as a drop would), else
+    /// removed without blocking the runtime.
+    pub async fn close(self) -> Result<()> {
+        let keep = match self.keep {
+            KeepPolicy::Always => true,
+            KeepPolicy::OnFailure => self.failed,
+            KeepPolicy::Never => false,
+        };
+        if keep || !self.owned {
+            drop(self);
+            Ok(())
+        } else {
+            self.down().await
+        }
+    }
+
     /// Lets the lab outlive this handle (what `calico-lab up` does).
     pub fn release(mut self) {
         self.backend.release();
