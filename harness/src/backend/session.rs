@@ -1,5 +1,5 @@
 //! Long-lived shells in the observer that run batch scripts sent on their stdin:
-//! an exec costs the engine about 55 ms of CPU (dockerd, containerd, runc), a
+//! an exec costs the engine tens of ms of CPU (dockerd, containerd, runc), a
 //! script sent to a shell that is already running costs only its own processes.
 
 use std::pin::Pin;
