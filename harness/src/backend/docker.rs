@@ -198,20 +198,38 @@ pub async fn pull_if_absent(docker: &Docker, image: &str) -> Result<()> {
     Ok(())
 }
 
+/// An engine error about `container`: gone (404) or stopped (409) as such, any
+/// other with `context`.
+pub(crate) fn member_error(
+    container: &str,
+    context: String,
+) -> impl FnOnce(bollard::errors::Error) -> Error + '_ {
+    move |e| match e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        } => Error::NotRunning {
+            container: container.to_string(),
+            state: "gone (removed)",
+        },
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 409, ..
+        } => Error::NotRunning {
+            container: container.to_string(),
+            state: "not running (stopped)",
+        },
+        e => Error::docker(context)(e),
+    }
+}
+
 /// The host PID of a running container's first process.
 pub async fn pid(docker: &Docker, container: &str) -> Result<u32> {
     let info = docker
         .inspect_container(container, None)
         .await
-        .map_err(|e| match e {
-            bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            } => Error::NotRunning {
-                container: container.to_string(),
-                state: "gone (removed)",
-            },
-            e => Error::docker(format!("inspect container {container}"))(e),
-        })?;
+        .map_err(member_error(
+            container,
+            format!("inspect container {container}"),
+        ))?;
     info.state
         .and_then(|s| s.pid)
         .filter(|pid| *pid > 0)
@@ -250,21 +268,7 @@ pub async fn exec(docker: &Docker, container: &str, cmd: &[&str]) -> Result<Exec
             },
         )
         .await
-        .map_err(|e| match e {
-            bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            } => Error::NotRunning {
-                container: container.to_string(),
-                state: "gone (removed)",
-            },
-            bollard::errors::Error::DockerResponseServerError {
-                status_code: 409, ..
-            } => Error::NotRunning {
-                container: container.to_string(),
-                state: "not running (stopped)",
-            },
-            e => Error::docker(context())(e),
-        })?;
+        .map_err(member_error(container, context()))?;
     let mut out = ExecOutput::default();
     if let StartExecResults::Attached { mut output, .. } = docker
         .start_exec(&created.id, None)

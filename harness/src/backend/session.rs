@@ -122,7 +122,7 @@ impl Sessions {
                 },
             )
             .await
-            .map_err(Error::docker(context()))?;
+            .map_err(super::docker::member_error(&self.container, context()))?;
         match self
             .docker
             .start_exec(&created.id, None)
