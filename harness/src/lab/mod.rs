@@ -180,16 +180,21 @@ impl Lab {
     /// Done with the lab: kept as its keep policy says (as a drop would), else
     /// removed without blocking the runtime.
     pub async fn close(self) -> Result<()> {
-        let keep = match self.keep {
-            KeepPolicy::Always => true,
-            KeepPolicy::OnFailure => self.failed,
-            KeepPolicy::Never => false,
-        };
-        if keep || !self.owned {
+        if self.kept() || !self.owned {
             drop(self);
             Ok(())
         } else {
             self.down().await
+        }
+    }
+
+    /// Whether the keep policy keeps the lab once its handle goes (a panic counts
+    /// as a failure).
+    fn kept(&self) -> bool {
+        match self.keep {
+            KeepPolicy::Always => true,
+            KeepPolicy::OnFailure => self.failed || std::thread::panicking(),
+            KeepPolicy::Never => false,
         }
     }
 
@@ -663,16 +668,10 @@ impl Drop for FaultGuard<'_> {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let failed = self.failed || std::thread::panicking();
-        let keep = match self.keep {
-            KeepPolicy::Always => true,
-            KeepPolicy::OnFailure => failed,
-            KeepPolicy::Never => false,
-        };
         if !self.owned {
             return;
         }
-        if keep {
+        if self.kept() {
             self.backend.release();
             eprintln!(
                 "calico-lab: keeping lab {} (run {}); remove it with `calico-lab down --name {}`",
