@@ -41,10 +41,23 @@ impl Job {
         let labs = if self.options.flavor.nodes == NodeKind::Kind || self.options.record.is_some() {
             1
         } else {
+            // Linux keeps one neighbour table for every lab's namespaces.
             self.labs
+                .min(crate::backend::emulated::labs_the_neighbour_table_holds(
+                    &self.topology,
+                ))
         };
         let units = plan(&name, &self.scenarios, labs);
         let count = units.len();
+        if count > 1 {
+            // Every lab's name is free before any starts: a job stopped by a name
+            // in use after its first labs ran would lose their verdicts.
+            let docker = crate::backend::docker::connect().await?;
+            for (lab, _) in &units {
+                crate::backend::ownership::check_lab_name(lab)?;
+                crate::backend::ownership::refuse_live(&docker, lab).await?;
+            }
+        }
         let runs = units.into_iter().map(|(lab, picked)| {
             let options = LabOptions {
                 name: Some(lab),

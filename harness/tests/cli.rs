@@ -212,6 +212,31 @@ fn lab_cli_run_passes_on_the_seed_and_writes_every_report() {
     }
 }
 
+/// A job whose sibling lab's name is in use is refused before any lab starts: no
+/// verdict of the labs that would have run first is thrown away.
+#[test]
+fn lab_cli_run_refuses_a_sibling_name_in_use_before_starting() {
+    let name = unique("sib");
+    let taken = format!("{name}-1");
+    let (code, _, stderr) = calico_lab(&["up", "--name", &taken]);
+    assert_eq!(code, 0, "{stderr}");
+    let started = std::time::Instant::now();
+    let (code, stdout, stderr) = calico_lab(&[
+        "run", "--name", &name, "--labs", "2", "-s", "spine", "-s", "uplink",
+    ]);
+    let took = started.elapsed();
+    let (main_status, _, _) = calico_lab(&["status", "--name", &name]);
+    calico_lab(&["down", "--name", &taken]);
+    assert_eq!(code, 2, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&taken) && stderr.contains("already running"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("bringing up lab"), "{stderr}");
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    assert_eq!(main_status, 2, "no lab '{name}' was left");
+}
+
 /// The scenario names of a JSON report, in its order.
 fn report_names(json: &str) -> Vec<String> {
     let report: serde_json::Value =

@@ -645,8 +645,8 @@ async fn lab_spawned_command_runs_until_stopped() {
 
 /// Commands go through the observer's long-lived shells: many at once each get
 /// their own answer, a command that reads its stdin finds it empty (it does not
-/// eat the next script), and a spawned command deaf to SIGINT is killed, saying
-/// so, with nothing of it left behind.
+/// eat the next script), a spawned command ends on SIGINT and one deaf to it is
+/// killed, saying so, with nothing of it left behind.
 #[tokio::test]
 async fn lab_commands_through_the_observer_shells_answer_apart() {
     let name = lab_name("shells");
@@ -670,6 +670,12 @@ async fn lab_commands_through_the_observer_shells_answer_apart() {
     assert_eq!((cat.exit_code, cat.stdout.as_str()), (0, ""));
     let next = lab.exec(&node, &["echo", "next"]).await.unwrap();
     assert_eq!(next.stdout, "next\n");
+    // A background job starts with SIGINT ignored: a spawned command gets it back.
+    let plain = lab.spawn(&node, &["sleep", "60"]).await.unwrap();
+    let started = std::time::Instant::now();
+    let stopped = plain.stop().await.unwrap();
+    assert_eq!(stopped.exit_code, 130, "killed by SIGINT: {stopped:?}");
+    assert!(started.elapsed() < Duration::from_secs(4), "{stopped:?}");
     let deaf = lab
         .spawn(&node, &["sh", "-c", "trap '' INT; exec sleep 60"])
         .await

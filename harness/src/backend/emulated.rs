@@ -18,8 +18,7 @@ use super::docker::{
 use super::ownership::{remove_run, remove_run_blocking, sweep, RunId};
 use super::session::Sessions;
 use super::{
-    all_bounded, batch, exec_each, image, Backend, Edit, Flavor, Member, MemberRole, Pod, Running,
-    Target,
+    all_bounded, batch, image, Backend, Edit, Flavor, Member, MemberRole, Pod, Running, Target,
 };
 use crate::calico::bird::{upstream, CONFIG_DIR, CONTROL_SOCKET};
 use crate::calico::confd::{render, BirdFiles};
@@ -637,19 +636,46 @@ impl Emulated {
         }
     }
 
-    /// Runs `argv` in `container` (not wrapped for a target) as a batch of one.
+    /// Runs `argv` in `container` (not wrapped for a target) as a batch of one, or
+    /// as an exec of its own where the observer cannot run it.
     async fn run_located(&self, container: &str, argv: Vec<String>) -> Result<ExecOutput> {
-        let Some(observer) = &self.observer else {
-            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-            return docker::exec(&self.docker, container, &argv).await;
-        };
-        let mut results = vec![None];
-        self.batch_located(observer, &[(0, container.to_string(), argv)], &mut results)
-            .await?;
-        results
-            .pop()
-            .flatten()
-            .unwrap_or_else(|| Err(self.error("unanswered".into())))
+        if let Some(observer) = &self.observer {
+            let mut results = vec![None];
+            let batch = [(0, container.to_string(), argv.clone())];
+            if self
+                .batch_located(observer, &batch, &mut results)
+                .await
+                .is_ok()
+            {
+                return results
+                    .pop()
+                    .flatten()
+                    .unwrap_or_else(|| Err(self.error("unanswered".into())));
+            }
+        }
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        docker::exec(&self.docker, container, &argv).await
+    }
+
+    /// Each command as an exec of its own, bounded (the observer cannot run them).
+    async fn exec_directly(&self, commands: &[(Target, Vec<String>)]) -> Vec<Result<ExecOutput>> {
+        use futures_util::StreamExt;
+        let calls: Vec<BoxFuture<'_, Result<ExecOutput>>> = commands
+            .iter()
+            .map(|(target, cmd)| {
+                let call: BoxFuture<'_, Result<ExecOutput>> = Box::pin(async move {
+                    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+                    let (container, argv) = self.locate(target, &cmd)?;
+                    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+                    docker::exec(&self.docker, &container, &argv).await
+                });
+                call
+            })
+            .collect();
+        futures_util::stream::iter(calls)
+            .buffered(super::parallelism())
+            .collect()
+            .await
     }
 
     /// The main process of each container that runs, read from the engine where
@@ -762,16 +788,30 @@ const NEIGHBOUR_LIMIT: &str = "/proc/sys/net/ipv4/neigh/default/gc_thresh3";
 /// refused and pings fail for the host's reasons, not the lab's. Skipped where the
 /// engine is not on this host or the limit cannot be read.
 fn check_neighbour_table(t: &Topology, pods: usize) -> Result<()> {
-    if std::env::var("DOCKER_HOST").is_ok_and(|h| !h.is_empty() && !h.starts_with("unix://")) {
-        return Ok(());
-    }
-    let Some(limit) = std::fs::read_to_string(NEIGHBOUR_LIMIT)
-        .ok()
-        .and_then(|text| text.trim().parse::<usize>().ok())
-    else {
+    let Some(limit) = host_neighbour_limit() else {
         return Ok(());
     };
     neighbour_table_fits(crate::wiring::neighbour_entries(t, pods), limit)
+}
+
+/// The host's neighbour table limit, where the engine runs on this host.
+fn host_neighbour_limit() -> Option<usize> {
+    if std::env::var("DOCKER_HOST").is_ok_and(|h| !h.is_empty() && !h.starts_with("unix://")) {
+        return None;
+    }
+    std::fs::read_to_string(NEIGHBOUR_LIMIT)
+        .ok()
+        .and_then(|text| text.trim().parse::<usize>().ok())
+}
+
+/// How many labs of `t` the host's one neighbour table holds at once (at least
+/// one: a lab too big alone is refused by its own bring-up).
+pub fn labs_the_neighbour_table_holds(t: &Topology) -> usize {
+    let Some(limit) = host_neighbour_limit() else {
+        return usize::MAX;
+    };
+    let pods = t.nodes().map(|(_, n)| n.pod_names().len()).sum();
+    (limit / crate::wiring::neighbour_entries(t, pods).max(1)).max(1)
 }
 
 fn neighbour_table_fits(needed: usize, limit: usize) -> Result<()> {
@@ -876,7 +916,7 @@ impl Backend for Emulated {
 
     async fn exec_all(&self, commands: &[(Target, Vec<String>)]) -> Vec<Result<ExecOutput>> {
         let Some(observer) = &self.observer else {
-            return exec_each(self, commands).await;
+            return self.exec_directly(commands).await;
         };
         let size = |(_, argv): &(Target, Vec<String>)| argv.iter().map(|a| a.len() + 3).sum();
         let groups = batch::groups(commands, size, batch::SCRIPT_BUDGET);
@@ -885,7 +925,7 @@ impl Backend for Emulated {
             match self.batch(observer, commands).await {
                 Ok(outs) => outs,
                 // The helper itself is unusable: one exec each still answers.
-                Err(_) => exec_each(self, commands).await,
+                Err(_) => self.exec_directly(commands).await,
             }
         }))
         .await;
@@ -1087,8 +1127,11 @@ impl Backend for Emulated {
     }
 
     async fn teardown(&mut self) -> Result<()> {
+        // Released only once removed: a teardown dropped midway (a signal) leaves
+        // the drop to finish it.
+        remove_run(&self.docker, &self.run.0).await?;
         self.released = true;
-        remove_run(&self.docker, &self.run.0).await
+        Ok(())
     }
 
     fn teardown_blocking(&mut self) {

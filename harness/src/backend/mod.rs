@@ -211,13 +211,14 @@ pub(crate) fn stop_spawned(pid_file: &str) -> String {
 
 /// Starts `cmd` in the background and returns at once: its PID, output and exit
 /// code go to files named `files`.* on the target, for [`collect_detached`] (the
-/// emulated flavor's `spawn`, which holds no connection open while it runs).
+/// emulated flavor's `spawn`, which holds no connection open while it runs). A
+/// shell starts background jobs with SIGINT ignored: `cmd` gets it back.
 pub(crate) fn detached_command(files: &str, cmd: &[String]) -> Vec<String> {
     let mut wrapped: Vec<String> = vec![
         "sh".into(),
         "-c".into(),
         format!(
-            "( sh -c 'echo $$ >{files}.pid; exec \"$@\"' spawned \"$@\" >{files}.out 2>{files}.err </dev/null; \
+            "( sh -c 'echo $$ >{files}.pid; exec env --default-signal=INT,QUIT \"$@\"' spawned \"$@\" >{files}.out 2>{files}.err </dev/null; \
              echo $? >{files}.code.new; mv {files}.code.new {files}.code ) >/dev/null 2>&1 </dev/null &"
         ),
         "detached".into(),
@@ -236,12 +237,13 @@ pub(crate) fn collect_detached(files: &str) -> Vec<String> {
         "sh".into(),
         "-c".into(),
         format!(
-            "for i in $(seq 50); do [ -s {files}.pid ] && {{ kill -INT $(cat {files}.pid) 2>/dev/null; break; }}; sleep 0.1; done\n\
+            "for i in $(seq 50); do [ -s {files}.pid ] && break; sleep 0.1; done\n\
+             [ -e {files}.code ] || {{ [ -s {files}.pid ] && kill -INT $(cat {files}.pid) 2>/dev/null; }}\n\
              for i in $(seq {tenths}); do [ -e {files}.code ] && break; sleep 0.1; done\n\
              if [ ! -e {files}.code ]; then\n\
-             kill -KILL $(cat {files}.pid) 2>/dev/null\n\
+             [ -s {files}.pid ] && kill -KILL $(cat {files}.pid) 2>/dev/null\n\
              for i in $(seq 20); do [ -e {files}.code ] && break; sleep 0.05; done\n\
-             echo 'the command did not end within {grace} s of SIGINT: killed' >&2; code=124\n\
+             echo 'the command did not end within {grace} s of being stopped: killed' >&2; code=124\n\
              else code=$(cat {files}.code); fi\n\
              cat {files}.out 2>/dev/null; [ ! -e {files}.err ] || cat {files}.err >&2\n\
              rm -f {files}.pid {files}.out {files}.err {files}.code {files}.code.new\n\

@@ -108,15 +108,26 @@ pub(crate) fn remove_run_blocking(lab: &str, run: &str, in_flight: bool) {
     }
 }
 
+/// Refuses `name` while a live run uses it (what a bring-up would refuse later).
+pub async fn refuse_live(docker: &Docker, name: &str) -> Result<()> {
+    let containers = docker::list(docker, &[format!("{LABEL_LAB}={name}")]).await?;
+    live_refused(name, &containers)
+}
+
+fn live_refused(name: &str, containers: &[ContainerSummary]) -> Result<()> {
+    match containers.iter().map(run_of).find(RunId::is_alive) {
+        Some(live) => Err(Error::AlreadyRunning {
+            lab: name.to_string(),
+            run: live.0,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Removes what killed runs of lab `name` left; refuses while a live run uses the name.
 pub(crate) async fn sweep(docker: &Docker, name: &str) -> Result<()> {
     let containers = docker::list(docker, &[format!("{LABEL_LAB}={name}")]).await?;
-    if let Some(live) = containers.iter().map(run_of).find(RunId::is_alive) {
-        return Err(Error::AlreadyRunning {
-            lab: name.to_string(),
-            run: live.0,
-        });
-    }
+    live_refused(name, &containers)?;
     if !containers.is_empty() {
         tracing::info!(
             "lab {name}: removing {} container(s) left by a killed run",

@@ -95,7 +95,8 @@ impl Sessions {
         loop {
             tokio::time::sleep(LIVENESS).await;
             match self.docker.inspect_exec(exec).await {
-                Ok(state) if state.running == Some(true) => continue,
+                // Not started yet (no exit code) counts as running.
+                Ok(state) if state.running == Some(true) || state.exit_code.is_none() => continue,
                 Ok(state) => {
                     return format!(
                         "it ended (exit {}) before the script answered",
@@ -178,32 +179,46 @@ impl Shell {
                     ))
                 }
             }
-            if let Some(out) = answered(&stdout, from, &nonce) {
-                return Ok(out);
+            if let Some(answer) = answered(&stdout, from, &nonce) {
+                return answer;
             }
         }
     }
 }
 
-/// The script's output once `stdout` holds its end (searched from `from`).
-fn answered(stdout: &[u8], from: usize, nonce: &str) -> Option<ExecOutput> {
+/// The script's output once `stdout` holds its end (searched from `from`); an
+/// error when that end is not what the shell writes.
+fn answered(
+    stdout: &[u8],
+    from: usize,
+    nonce: &str,
+) -> Option<std::result::Result<ExecOutput, String>> {
     let done = format!("\n@@{nonce} session-done ");
     let at = find(&stdout[from.min(stdout.len())..], done.as_bytes())? + from;
     let tail = &stdout[at + done.len()..];
     let line_end = tail.iter().position(|&b| b == b'\n')?;
-    let exit_code = std::str::from_utf8(&tail[..line_end])
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
+    let malformed = || {
+        Err(format!(
+            "its answer's end is malformed: {}",
+            String::from_utf8_lossy(&tail[..line_end])
+        ))
+    };
+    let Some(exit_code) = std::str::from_utf8(&tail[..line_end])
+        .ok()
+        .and_then(|code| code.trim().parse().ok())
+    else {
+        return Some(malformed());
+    };
     let body = &stdout[..at];
     let middle = format!("\n@@{nonce} session-stderr\n");
-    let split = find(body, middle.as_bytes())?;
-    Some(ExecOutput {
+    let Some(split) = find(body, middle.as_bytes()) else {
+        return Some(malformed());
+    };
+    Some(Ok(ExecOutput {
         exit_code,
         stdout: String::from_utf8_lossy(&body[..split]).into_owned(),
         stderr: String::from_utf8_lossy(&body[split + middle.len()..]).into_owned(),
-    })
+    }))
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -227,7 +242,9 @@ mod tests {
     #[test]
     fn an_answer_splits_into_stdout_stderr_and_code() {
         let raw = b"line one\nline two\n@@n1 session-stderr\noops\n\n@@n1 session-done 3\n";
-        let out = answered(raw, 0, "n1").expect("complete");
+        let out = answered(raw, 0, "n1")
+            .expect("complete")
+            .expect("well formed");
         assert_eq!(out.stdout, "line one\nline two");
         assert_eq!(out.stderr, "oops\n");
         assert_eq!(out.exit_code, 3);
@@ -244,5 +261,29 @@ mod tests {
     fn another_nonce_is_not_the_end() {
         let raw = b"\n@@n0 session-stderr\n\n@@n0 session-done 0\n";
         assert!(answered(raw, 0, "n1").is_none());
+    }
+
+    #[test]
+    fn an_end_the_shell_does_not_write_is_an_error_not_a_wait() {
+        let bad_code = b"\n@@n1 session-stderr\n\n@@n1 session-done x\n";
+        assert!(answered(bad_code, 0, "n1").expect("ended").is_err());
+        let no_stderr = b"out\n@@n1 session-done 0\n";
+        assert!(answered(no_stderr, 0, "n1").expect("ended").is_err());
+    }
+
+    #[test]
+    fn an_end_split_across_chunks_is_found_from_the_lookback() {
+        // What `Shell::run` does: search from before the last chunk by the
+        // marker's length, however the stream cut it.
+        let raw: &[u8] = b"some output\n@@n1 session-stderr\n\n@@n1 session-done 0\n";
+        let marker = "\n@@n1 session-done ".len();
+        for cut in 1..raw.len() {
+            let from = cut.saturating_sub(marker + 16);
+            assert!(answered(&raw[..cut], from, "n1").is_none(), "cut at {cut}");
+            let out = answered(raw, from, "n1")
+                .expect("whole")
+                .expect("well formed");
+            assert_eq!(out.stdout, "some output");
+        }
     }
 }

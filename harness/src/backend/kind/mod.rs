@@ -1034,8 +1034,10 @@ impl Backend for Kind {
     }
 
     async fn teardown(&mut self) -> Result<()> {
+        // Released only once removed (see the emulated flavor's).
+        remove_run(&self.docker, &self.run.0).await?;
         self.released = true;
-        remove_run(&self.docker, &self.run.0).await
+        Ok(())
     }
 
     fn teardown_blocking(&mut self) {
