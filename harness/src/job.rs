@@ -38,8 +38,17 @@ impl Job {
             .name
             .clone()
             .unwrap_or_else(|| self.topology.name.clone());
-        let labs = if self.options.flavor.nodes == NodeKind::Kind || self.options.record.is_some() {
+        let progress = &self.options.progress;
+        let alone = |why: &str| {
+            if self.labs > 1 {
+                progress.step(&format!("one lab at a time: {why}"));
+            }
             1
+        };
+        let labs = if self.options.flavor.nodes == NodeKind::Kind {
+            alone("a kind lab is a cluster of its own")
+        } else if self.options.record.is_some() {
+            alone("a record follows one lab")
         } else {
             // Linux keeps one neighbour table for every lab's namespaces.
             self.labs
@@ -47,14 +56,21 @@ impl Job {
                     &self.topology,
                 ))
         };
-        let units = plan(&name, &self.scenarios, labs);
+        let mut units = plan(&name, &self.scenarios, labs);
+        let valid = |lab: &str| crate::backend::ownership::check_lab_name(lab).is_ok();
+        if valid(&name) && !units.iter().all(|(lab, _)| valid(lab)) {
+            // A name valid alone may leave no room for `-N`: one lab, as before.
+            alone(&format!(
+                "'{name}' leaves no room for the other labs' names ({name}-1, ...)"
+            ));
+            units = plan(&name, &self.scenarios, 1);
+        }
         let count = units.len();
         if count > 1 {
             // Every lab's name is free before any starts: a job stopped by a name
             // in use after its first labs ran would lose their verdicts.
             let docker = crate::backend::docker::connect().await?;
             for (lab, _) in &units {
-                crate::backend::ownership::check_lab_name(lab)?;
                 crate::backend::ownership::refuse_live(&docker, lab).await?;
             }
         }

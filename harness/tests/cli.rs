@@ -237,6 +237,41 @@ fn lab_cli_run_refuses_a_sibling_name_in_use_before_starting() {
     assert_eq!(main_status, 2, "no lab '{name}' was left");
 }
 
+/// A name valid alone but too long for `<name>-1` runs as one lab, saying so, where
+/// a refusal would break a run that worked before labs ran side by side. Two report
+/// options on one file are refused before anything starts.
+#[test]
+fn lab_cli_run_with_a_name_too_long_for_siblings_runs_one_lab() {
+    let mut name = unique("long");
+    while name.len() < 40 {
+        name.push('x');
+    }
+    let (code, stdout, stderr) = calico_lab(&[
+        "run",
+        "--name",
+        &name,
+        "--labs",
+        "4",
+        "-s",
+        "spine_failure",
+        "-s",
+        "uplink_cut",
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stderr.contains("one lab at a time"), "{stderr}");
+    assert!(!stderr.contains(&format!("'{name}-1'")), "{stderr}");
+    assert!(stdout.contains("2 passed, 0 failed"), "{stdout}");
+    let dir = tempfile::tempdir().unwrap();
+    let same = dir.path().join("r").to_str().unwrap().to_string();
+    let (code, _, stderr) = calico_lab(&["run", "--json", &same, "--junit", &same]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("a different file for each report"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("bringing up lab"), "{stderr}");
+}
+
 /// The scenario names of a JSON report, in its order.
 fn report_names(json: &str) -> Vec<String> {
     let report: serde_json::Value =

@@ -164,6 +164,7 @@ pub enum Command {
 
 /// Refuses report paths that cannot be written, before any lab starts (input: exit 2).
 pub fn check_writable<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> Result<(), Error> {
+    let mut seen = Vec::new();
     for path in paths {
         std::fs::OpenOptions::new()
             .create(true)
@@ -173,6 +174,16 @@ pub fn check_writable<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> Resul
                 path: path.clone(),
                 source,
             })?;
+        // One file for two reports: the second would overwrite the first.
+        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+        if seen.contains(&real) {
+            return Err(Error::InvalidOption {
+                option: "--json/--junit/--markdown",
+                value: path.display().to_string(),
+                expected: "a different file for each report",
+            });
+        }
+        seen.push(real);
     }
     Ok(())
 }
