@@ -793,6 +793,8 @@ async fn lab_batched_reads_answer_as_single_execs_do() {
     .into_iter()
     .map(|(target, script)| (target, vec!["sh".into(), "-c".into(), script.into()]))
     .collect();
+    // Read once the lab has converged: its routes stand still between the reads.
+    lab.converge(FABRIC_BUDGET).await.unwrap();
     let batched = lab.exec_all(&commands).await;
     let engine = docker::connect().await.unwrap();
     let container = |device: &str| {
@@ -833,7 +835,6 @@ async fn lab_batched_reads_answer_as_single_execs_do() {
     // `vtysh -c 'show bgp ...'` goes to bgpd through the image's vty client: the
     // same answer as vtysh itself gives (run through a shell, not rewritten),
     // compared once the lab has converged and its tables stand still.
-    lab.converge(FABRIC_BUDGET).await.unwrap();
     let leaf = Target::Router(t.leafs[0].name.clone());
     for command in ["show bgp ipv4 unicast json", "show bgp no-such-thing"] {
         let client = lab.exec(&leaf, &["vtysh", "-c", command]).await.unwrap();

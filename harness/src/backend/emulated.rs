@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bollard::Docker;
 use futures_util::future::BoxFuture;
-use futures_util::StreamExt;
 
 use super::docker::{
     self, ContainerSpec, ExecOutput, LABEL_CALICO, LABEL_DEVICE, LABEL_FLAVOR, LABEL_LAB,
@@ -18,7 +17,8 @@ use super::docker::{
 use super::ownership::{remove_run, remove_run_blocking, sweep, RunId};
 use super::session::Sessions;
 use super::{
-    all_bounded, batch, image, Backend, Edit, Flavor, Member, MemberRole, Pod, Running, Target,
+    all_bounded, all_in_order, batch, image, Backend, Edit, Flavor, Member, MemberRole, Pod,
+    Running, Target,
 };
 use crate::calico::bird::{upstream, CONFIG_DIR, CONTROL_SOCKET};
 use crate::calico::confd::{render, BirdFiles};
@@ -619,18 +619,7 @@ impl Emulated {
                 continue;
             }
             for ((slot, container), output) in slots.into_iter().zip(outs) {
-                results[slot] = Some(match output {
-                    Some(o) if o.exit_code == batch::STALE => Err(Error::NotRunning {
-                        container: container.clone(),
-                        state: "not running (its process is gone)",
-                    }),
-                    Some(o) => Ok(o),
-                    None => Err(self.error(format!(
-                        "the observer's batch ended before {container}'s command answered (exit {}: {})",
-                        out.exit_code,
-                        out.stderr.trim()
-                    ))),
-                });
+                results[slot] = Some(answer_of(&self.lab, container, &out, output));
             }
             return Ok(());
         }
@@ -659,7 +648,6 @@ impl Emulated {
 
     /// Each command as an exec of its own, bounded (the observer cannot run them).
     async fn exec_directly(&self, commands: &[(Target, Vec<String>)]) -> Vec<Result<ExecOutput>> {
-        use futures_util::StreamExt;
         let calls: Vec<BoxFuture<'_, Result<ExecOutput>>> = commands
             .iter()
             .map(|(target, cmd)| {
@@ -672,10 +660,7 @@ impl Emulated {
                 call
             })
             .collect();
-        futures_util::stream::iter(calls)
-            .buffered(super::parallelism())
-            .collect()
-            .await
+        all_in_order(calls).await
     }
 
     /// The main process of each container that runs, read from the engine where
@@ -854,6 +839,7 @@ fn parent(path: &str) -> &str {
 /// `stop` collects it with one command, through the observer where there is one.
 struct Spawned {
     docker: Docker,
+    lab: String,
     observer: Option<std::sync::Arc<Sessions>>,
     container: String,
     /// The member's main process and hostname when the command started.
@@ -875,23 +861,34 @@ impl Running for Spawned {
             argv: self.collect,
         };
         let out = observer.run(&batch::script(&nonce, &[command])).await?;
-        match batch::split(&nonce, &out.stdout, 1).pop().flatten() {
-            // Restarted with the command inside: it is gone with its output.
-            Some(o) if o.exit_code == batch::STALE => Err(Error::NotRunning {
-                container: self.container,
-                state: "restarted or stopped while a command ran in it",
-            }),
-            Some(o) => Ok(o),
-            None => Err(Error::Lab {
-                lab: self.container.clone(),
-                message: format!(
-                    "the observer's batch ended before {}'s spawned command answered (exit {}: {})",
-                    self.container,
-                    out.exit_code,
-                    out.stderr.trim()
-                ),
-            }),
-        }
+        let answer = batch::split(&nonce, &out.stdout, 1).pop().flatten();
+        answer_of(&self.lab, &self.container, &out, answer)
+    }
+}
+
+/// One command's answer out of the observer's batch `out`: a member whose process
+/// is no longer the one entered (restarted or stopped, a command inside it gone
+/// with its output) is not running; no answer at all is the batch's failure.
+fn answer_of(
+    lab: &str,
+    container: &str,
+    out: &ExecOutput,
+    answer: Option<ExecOutput>,
+) -> Result<ExecOutput> {
+    match answer {
+        Some(o) if o.exit_code == batch::STALE => Err(Error::NotRunning {
+            container: container.to_string(),
+            state: "not running (its process is gone)",
+        }),
+        Some(o) => Ok(o),
+        None => Err(Error::Lab {
+            lab: lab.to_string(),
+            message: format!(
+                "the observer's batch ended before {container}'s command answered (exit {}: {})",
+                out.exit_code,
+                out.stderr.trim()
+            ),
+        }),
     }
 }
 
@@ -955,6 +952,7 @@ impl Backend for Emulated {
             .map(|pid| (pid, self.hostname_of(&container)));
         Ok(Box::new(Spawned {
             docker: self.docker.clone(),
+            lab: self.lab.clone(),
             observer: self.observer.clone(),
             container,
             member,
@@ -1064,10 +1062,7 @@ impl Backend for Emulated {
                 Box::pin(this.restart_calico_node(node, version, calico))
             })
             .collect();
-        let restarted: Vec<Result<BirdFiles>> = futures_util::stream::iter(restarts)
-            .buffered(super::parallelism())
-            .collect()
-            .await;
+        let restarted = all_in_order(restarts).await;
         let mut first = None;
         for (node, files) in nodes.iter().zip(restarted) {
             match files {

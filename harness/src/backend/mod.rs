@@ -286,7 +286,6 @@ pub async fn exec_each<B: Backend + ?Sized + Sync>(
     commands: &[(Target, Vec<String>)],
 ) -> Vec<Result<ExecOutput>> {
     use futures_util::future::BoxFuture;
-    use futures_util::StreamExt;
     // Boxed first: the stream's closure would otherwise not be general enough.
     let calls: Vec<BoxFuture<'_, Result<ExecOutput>>> = commands
         .iter()
@@ -298,6 +297,12 @@ pub async fn exec_each<B: Backend + ?Sized + Sync>(
             call
         })
         .collect();
+    all_in_order(calls).await
+}
+
+/// Every future's output in order, at most [`parallelism`] running at once.
+pub(crate) async fn all_in_order<T>(calls: Vec<futures_util::future::BoxFuture<'_, T>>) -> Vec<T> {
+    use futures_util::StreamExt;
     futures_util::stream::iter(calls)
         .buffered(parallelism())
         .collect()
