@@ -19,9 +19,10 @@ pub struct Job {
     pub scenarios: Vec<&'static Scenario>,
     /// The budget of each convergence wait.
     pub wait: Duration,
-    /// How many labs may run at once: above 1, each scenario that changes the lab
-    /// runs on a fresh lab of its own (`<name>-1`, `<name>-2`, ...) while the
-    /// others share the main one. Kind labs and recorded runs use one lab.
+    /// How many labs may run at once: above 1, the scenarios that change the lab
+    /// run on labs beside the main one (`<name>-1`, `<name>-2`, ...), the longest
+    /// first, while the others share the main one (see [`plan`]). Kind labs and
+    /// recorded runs use one lab.
     pub labs: usize,
 }
 
@@ -31,7 +32,6 @@ impl Job {
     /// lab is torn down when its scenarios end unless the keep policy says
     /// otherwise; a lab that fails to come up ends the job (the others are removed).
     pub async fn run(self) -> Result<Report> {
-        use futures_util::StreamExt;
         let started = chrono::Utc::now();
         let name = self
             .options
@@ -56,43 +56,44 @@ impl Job {
                     &self.topology,
                 ))
         };
-        let mut units = plan(&name, &self.scenarios, labs);
+        let mut plan = plan(&self.scenarios, labs);
         let valid = |lab: &str| crate::backend::ownership::check_lab_name(lab).is_ok();
-        if valid(&name) && !units.iter().all(|(lab, _)| valid(lab)) {
+        if valid(&name) && !plan.sibling_names(&name).iter().all(|lab| valid(lab)) {
             // A name valid alone may leave no room for `-N`: one lab, as before.
             alone(&format!(
                 "'{name}' leaves no room for the other labs' names ({name}-1, ...)"
             ));
-            units = plan(&name, &self.scenarios, 1);
+            plan = self::plan(&self.scenarios, 1);
         }
-        let count = units.len();
-        if count > 1 {
+        let siblings = plan.sibling_names(&name);
+        if !siblings.is_empty() {
             // Every lab's name is free before any starts: a job stopped by a name
             // in use after its first labs ran would lose their verdicts.
             let docker = crate::backend::docker::connect().await?;
-            for (lab, _) in &units {
+            for lab in std::iter::once(&name).chain(&siblings) {
                 crate::backend::ownership::refuse_live(&docker, lab).await?;
             }
         }
-        let runs = units.into_iter().map(|(lab, picked)| {
-            let options = LabOptions {
-                name: Some(lab),
-                ..self.options.clone()
+        let shared = Shared {
+            queue: std::sync::Mutex::new(plan.queue.into()),
+            siblings: std::sync::Mutex::new(siblings.into()),
+        };
+        let job = &self;
+        let workers = (0..plan.labs).map(|n| {
+            let first = if n == 0 {
+                plan.main.clone()
+            } else {
+                Vec::new()
             };
-            let scenarios: Vec<&'static Scenario> =
-                picked.iter().map(|&i| self.scenarios[i]).collect();
-            let (topology, wait) = (self.topology.clone(), self.wait);
-            async move { (picked, one_lab(topology, options, &scenarios, wait).await) }
+            worker(job, &shared, (n == 0).then(|| name.clone()), first)
         });
-        let mut running =
-            futures_util::stream::iter(runs).buffer_unordered(labs.clamp(1, count.max(1)));
+        // The first error drops the other workers: their labs are removed.
+        let done = futures_util::future::try_join_all(workers).await?;
         let mut outcomes: Vec<Option<Outcome>> = self.scenarios.iter().map(|_| None).collect();
         let mut flavor = self.options.flavor.to_string();
-        while let Some((picked, report)) = running.next().await {
-            // Dropping the stream on an error drops the other labs: they are removed.
-            let report = report?;
-            flavor = report.flavor;
-            for (i, outcome) in picked.into_iter().zip(report.outcomes) {
+        for (ran, lab_flavor) in done {
+            flavor = lab_flavor.unwrap_or(flavor);
+            for (i, outcome) in ran {
                 outcomes[i] = Some(outcome);
             }
         }
@@ -106,52 +107,131 @@ impl Job {
     }
 }
 
-/// Brings one lab up, runs `scenarios` on it, closes it.
-async fn one_lab(
-    topology: Topology,
-    options: LabOptions,
-    scenarios: &[&'static Scenario],
-    wait: Duration,
-) -> Result<Report> {
-    let progress = options.progress.clone();
-    let name = options.name.clone().unwrap_or_default();
-    progress.step(&format!(
-        "bringing up lab '{name}' (image, containers, wiring, routers, calico-node)"
-    ));
-    let mut lab = Lab::up(topology, options).await?;
-    let report = check_lab(&mut lab, scenarios, wait, &progress).await?;
-    if !report.all_passed() {
-        lab.mark_failed();
-    }
-    if let Err(e) = lab.close().await {
-        // As a dropped lab's teardown does: the verdicts stand, the failure is told.
-        eprintln!("calico-lab: teardown of lab {name} failed: {e}");
-    }
-    Ok(report)
+/// What the labs of a job take their scenarios and names from.
+struct Shared {
+    /// Scenarios (indices) not taken yet, the longest first.
+    queue: std::sync::Mutex<std::collections::VecDeque<usize>>,
+    /// Sibling lab names not used yet.
+    siblings: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
 
-/// The labs of a job of `scenarios` named `lab`, with at most `labs` at once: each
-/// lab's name and the scenarios (their indices) it runs, the main lab first. Above
-/// one lab, the scenarios that read the lab share the main one and each that
-/// changes it gets its own: one lab's fault cannot leak into another's verdict,
-/// and the scenarios' waits on BGP timers overlap.
-pub fn plan(lab: &str, scenarios: &[&Scenario], labs: usize) -> Vec<(String, Vec<usize>)> {
-    let all: Vec<usize> = (0..scenarios.len()).collect();
-    if labs <= 1 || scenarios.is_empty() {
-        return vec![(lab.to_string(), all)];
+impl Shared {
+    fn take(&self) -> Option<usize> {
+        self.queue.lock().ok()?.pop_front()
     }
-    let (reading, changing): (Vec<usize>, Vec<usize>) =
+}
+
+/// One slot of the job: a lab (the main one when `main` is named) runs `first`,
+/// then scenarios from the queue one after another. A lab where a scenario failed
+/// takes no more: what it left broken must not judge the next; a fresh lab does.
+/// Each outcome with its scenario's index, and the flavor the labs ran.
+async fn worker(
+    job: &Job,
+    shared: &Shared,
+    mut main: Option<String>,
+    first: Vec<usize>,
+) -> Result<(Vec<(usize, Outcome)>, Option<String>)> {
+    let mut done = Vec::new();
+    let mut flavor = None;
+    let mut next = first;
+    loop {
+        if next.is_empty() {
+            match shared.take() {
+                Some(i) => next.push(i),
+                None => return Ok((done, flavor)),
+            }
+        }
+        let name = match main.take() {
+            Some(name) => name,
+            None => shared
+                .siblings
+                .lock()
+                .ok()
+                .and_then(|mut s| s.pop_front())
+                .ok_or_else(|| Error::Unsupported("a job ran out of lab names".into()))?,
+        };
+        let options = LabOptions {
+            name: Some(name.clone()),
+            ..job.options.clone()
+        };
+        let progress = options.progress.clone();
+        progress.step(&format!(
+            "bringing up lab '{name}' (image, containers, wiring, routers, calico-node)"
+        ));
+        let mut lab = Lab::up(job.topology.clone(), options).await?;
+        let picked: Vec<&'static Scenario> = next.iter().map(|&i| job.scenarios[i]).collect();
+        let report = check_lab(&mut lab, &picked, job.wait, &progress).await?;
+        let mut healthy = report.all_passed();
+        flavor = Some(report.flavor);
+        done.extend(next.drain(..).zip(report.outcomes));
+        while healthy {
+            let Some(i) = shared.take() else { break };
+            let s = job.scenarios[i];
+            progress.step(&format!("scenario {}", s.name));
+            let outcome = scenario::run(&mut lab, s).await;
+            progress.tell(Event::Outcome(&outcome));
+            healthy = outcome.passed();
+            done.push((i, outcome));
+        }
+        if !healthy {
+            lab.mark_failed();
+        }
+        if let Err(e) = lab.close().await {
+            // As a dropped lab's teardown does: the verdicts stand, the failure is told.
+            eprintln!("calico-lab: teardown of lab {name} failed: {e}");
+        }
+    }
+}
+
+/// How a job of `scenarios` with at most `labs` at once is spread over labs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Labs up at once.
+    pub labs: usize,
+    /// What the main lab runs first (indices into the scenarios), in order.
+    pub main: Vec<usize>,
+    /// What every lab takes from once it is free, the longest first.
+    pub queue: Vec<usize>,
+}
+
+impl Plan {
+    /// The names the job's other labs may take, `<lab>-1` on: at most one per
+    /// queued scenario (a lab whose scenario failed is replaced by a fresh one).
+    pub fn sibling_names(&self, lab: &str) -> Vec<String> {
+        if self.labs <= 1 {
+            return Vec::new();
+        }
+        (1..=self.queue.len())
+            .map(|n| format!("{lab}-{n}"))
+            .collect()
+    }
+}
+
+/// The plan of a job of `scenarios` with at most `labs` at once. One lab runs
+/// every scenario in order. Above one, the scenarios that read the lab run on the
+/// main lab and those that change it queue, the longest first, for whichever lab
+/// is free: one lab's fault cannot leak into another's verdict, the scenarios'
+/// waits on BGP timers overlap, and a lab serves several scenarios in turn (each
+/// leaves it as designed) rather than each paying for a bring-up.
+pub fn plan(scenarios: &[&Scenario], labs: usize) -> Plan {
+    let all: Vec<usize> = (0..scenarios.len()).collect();
+    if labs <= 1 {
+        return Plan {
+            labs: 1,
+            main: all,
+            queue: Vec::new(),
+        };
+    }
+    let (main, mut queue): (Vec<usize>, Vec<usize>) =
         all.into_iter().partition(|&i| !scenarios[i].disrupts);
-    let groups = std::iter::once(reading)
-        .filter(|g| !g.is_empty())
-        .chain(changing.into_iter().map(|i| vec![i]));
-    groups
-        .enumerate()
-        .map(|(n, g)| match n {
-            0 => (lab.to_string(), g),
-            n => (format!("{lab}-{n}"), g),
-        })
-        .collect()
+    // Stable: equal figures keep the registry's order.
+    queue.sort_by_key(|&i| std::cmp::Reverse(scenarios[i].typical_duration));
+    let wanted = usize::from(!main.is_empty()) + queue.len();
+    Plan {
+        labs: labs.min(wanted).max(1),
+        main,
+        queue,
+    }
 }
 
 /// How many labs of `topology` this machine runs at once by default: kind one;
@@ -271,38 +351,65 @@ mod tests {
     fn one_lab_runs_every_scenario_in_order() {
         let all = registry();
         let every: Vec<usize> = (0..all.len()).collect();
-        assert_eq!(plan("lab", &all, 1), vec![("lab".to_string(), every)]);
-    }
-
-    #[test]
-    fn above_one_lab_each_scenario_that_changes_the_lab_gets_its_own() {
-        let all = registry();
-        let units = plan("lab", &all, 4);
-        let reading: Vec<usize> = (0..all.len()).filter(|&i| !all[i].disrupts).collect();
-        let changing: Vec<usize> = (0..all.len()).filter(|&i| all[i].disrupts).collect();
-        assert!(
-            !reading.is_empty() && changing.len() > 1,
-            "the registry has both"
+        let one = plan(&all, 1);
+        assert_eq!(
+            one,
+            Plan {
+                labs: 1,
+                main: every,
+                queue: vec![]
+            }
         );
-        assert_eq!(units[0], ("lab".to_string(), reading));
-        let own: Vec<(String, Vec<usize>)> = changing
-            .iter()
-            .enumerate()
-            .map(|(n, &i)| (format!("lab-{}", n + 1), vec![i]))
-            .collect();
-        assert_eq!(units[1..], own[..]);
+        assert!(one.sibling_names("lab").is_empty());
     }
 
     #[test]
-    fn without_a_reading_scenario_the_first_that_changes_the_lab_takes_the_main_one() {
+    fn above_one_lab_the_scenarios_that_change_the_lab_queue_longest_first() {
+        let all = registry();
+        let four = plan(&all, 4);
+        let reading: Vec<usize> = (0..all.len()).filter(|&i| !all[i].disrupts).collect();
+        assert_eq!(four.labs, 4);
+        assert_eq!(four.main, reading);
+        let mut changing: Vec<usize> = (0..all.len()).filter(|&i| all[i].disrupts).collect();
+        assert!(changing.len() > 1, "the registry has several");
+        changing.sort_by_key(|&i| std::cmp::Reverse(all[i].typical_duration));
+        assert_eq!(four.queue, changing);
+        let upgrade = all.iter().position(|s| s.name == crate::scenario::UPGRADE);
+        assert_eq!(four.queue.first().copied(), upgrade, "the longest first");
+        // One name for each queued scenario: a failed lab is replaced.
+        let names = four.sibling_names("lab");
+        assert_eq!(names.len(), changing.len());
+        assert_eq!(names[0], "lab-1");
+    }
+
+    #[test]
+    fn no_more_labs_than_there_is_work_for() {
         let changing: Vec<&'static Scenario> =
             registry().into_iter().filter(|s| s.disrupts).collect();
-        let units = plan("x", &changing[..2], 4);
-        assert_eq!(
-            units,
-            vec![("x".to_string(), vec![0]), ("x-1".to_string(), vec![1])]
-        );
-        assert_eq!(plan("x", &[], 4), vec![("x".to_string(), vec![])]);
+        let two = plan(&changing[..2], 8);
+        assert_eq!(two.labs, 2);
+        assert!(two.main.is_empty());
+        let reading: Vec<&'static Scenario> =
+            registry().into_iter().filter(|s| !s.disrupts).collect();
+        let only_reading = plan(&reading, 4);
+        assert_eq!(only_reading.labs, 1);
+        assert!(only_reading.sibling_names("x").is_empty());
+        assert_eq!(plan(&[], 4).labs, 1);
+    }
+
+    #[test]
+    fn equal_figures_keep_the_registry_order() {
+        let mut a = *registry().into_iter().find(|s| s.disrupts).unwrap();
+        let mut b = a;
+        a.typical_duration = Duration::from_secs(1);
+        b.typical_duration = Duration::from_secs(1);
+        a.name = "a";
+        b.name = "b";
+        let mut c = a;
+        c.name = "c";
+        c.typical_duration = Duration::from_secs(2);
+        let p = plan(&[&a, &b, &c], 2);
+        assert_eq!(p.queue, vec![2, 0, 1]);
     }
 
     #[test]

@@ -921,3 +921,106 @@ async fn lab_a_lab_that_does_not_converge_fails_every_scenario_with_the_wait() {
     let _ = std::fs::remove_dir_all(outcomes[0]["artifacts"].as_str().unwrap());
     lab.down().await.unwrap();
 }
+
+/// Which lab each of the job test's scenarios ran on.
+static RAN_ON: std::sync::Mutex<Vec<(&str, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn ran(scenario: &'static str, lab: &Lab) {
+    RAN_ON
+        .lock()
+        .unwrap()
+        .push((scenario, lab.name().to_string()));
+}
+
+static BREAKS_ITS_LAB: calico_lab::scenario::Scenario = calico_lab::scenario::Scenario {
+    name: "breaks_its_lab",
+    proves: "nothing: fails on purpose",
+    disrupts: true,
+    typical_duration: Duration::from_secs(3),
+    check: |lab| {
+        Box::pin(async move {
+            ran("breaks_its_lab", lab);
+            Err(calico_lab::scenario::Failure::new(
+                calico_lab::Diagnosis::PingFailed {
+                    from: "a".into(),
+                    to: "b".into(),
+                    class: calico_lab::PathClass::SameHost,
+                    summary: "failed on purpose".into(),
+                },
+                "",
+            ))
+        })
+    },
+};
+
+static SLOW: calico_lab::scenario::Scenario = calico_lab::scenario::Scenario {
+    name: "slow",
+    proves: "nothing: passes after a while",
+    disrupts: true,
+    typical_duration: Duration::from_secs(2),
+    check: |lab| {
+        Box::pin(async move {
+            ran("slow", lab);
+            // Long enough for the failed lab's slot to take the next scenario.
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            Ok(calico_lab::scenario::Pass::Report("slept".into()))
+        })
+    },
+};
+
+static QUICK: calico_lab::scenario::Scenario = calico_lab::scenario::Scenario {
+    name: "quick",
+    proves: "nothing: passes at once",
+    disrupts: true,
+    typical_duration: Duration::from_secs(1),
+    check: |lab| {
+        Box::pin(async move {
+            ran("quick", lab);
+            Ok(calico_lab::scenario::Pass::Report("done".into()))
+        })
+    },
+};
+
+/// Several labs at once: the scenarios queue longest first; a lab where one failed
+/// takes no more (what it left must not judge the next), a fresh lab takes the next;
+/// the report keeps the job's order and every lab is gone.
+#[tokio::test]
+async fn lab_job_replaces_a_lab_whose_scenario_failed() {
+    let name = lab_name("job");
+    let job = calico_lab::job::Job {
+        topology: Topology::seed(),
+        options: LabOptions {
+            name: Some(name.clone()),
+            ..LabOptions::default()
+        },
+        scenarios: vec![&QUICK, &BREAKS_ITS_LAB, &SLOW],
+        wait: Duration::from_secs(60),
+        labs: 2,
+    };
+    let report = job.run().await.expect("the job runs");
+    let verdicts: Vec<(&str, bool)> = report
+        .outcomes
+        .iter()
+        .map(|o| (o.name.as_str(), o.passed()))
+        .collect();
+    assert_eq!(
+        verdicts,
+        vec![("quick", true), ("breaks_its_lab", false), ("slow", true)]
+    );
+    let ran_on = RAN_ON.lock().unwrap().clone();
+    let lab_of = |s: &str| {
+        ran_on
+            .iter()
+            .find(|(n, _)| *n == s)
+            .map(|(_, lab)| lab.clone())
+    };
+    assert_eq!(ran_on.len(), 3, "{ran_on:?}");
+    // The longest first: the main lab's slot took the failing one, the other slot
+    // the slow one; the quick one went to a fresh lab, not the failed one.
+    assert_eq!(lab_of("breaks_its_lab"), Some(name.clone()), "{ran_on:?}");
+    assert_eq!(lab_of("slow"), Some(format!("{name}-1")), "{ran_on:?}");
+    assert_eq!(lab_of("quick"), Some(format!("{name}-2")), "{ran_on:?}");
+    for lab in [name.clone(), format!("{name}-1"), format!("{name}-2")] {
+        assert!(containers_of_lab(&lab).await.is_empty(), "{lab} is gone");
+    }
+}

@@ -47,10 +47,11 @@ pub struct Args {
     /// roll included (at least 1).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     wait: u64,
-    /// How many labs may run at once: above 1, each scenario that changes the lab
-    /// runs on a fresh lab of its own (`<name>-1`, ...) beside the main one; 1 runs
-    /// every scenario on one lab, one after another (default: two per core for a
-    /// lab the seed's size, fewer for bigger ones, 1 on kind or with --record).
+    /// How many labs may run at once: above 1, the scenarios that change the lab run
+    /// on labs beside the main one (`<name>-1`, ...), the longest first, each lab
+    /// taking the next when free (a fresh one after a failure); 1 runs every
+    /// scenario on one lab, one after another (default: two per core for a lab the
+    /// seed's size, fewer for bigger ones, 1 on kind or with --record).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     labs: Option<u64>,
 }

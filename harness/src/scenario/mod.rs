@@ -59,6 +59,9 @@ pub struct Scenario {
     /// Breaks the lab while it runs (and mends it): never on a lab other
     /// scenarios share at the same time.
     pub disrupts: bool,
+    /// About how long it takes on the seed lab: a run with several labs starts the
+    /// longest first (a wrong figure costs time, never a verdict).
+    pub typical_duration: Duration,
 }
 
 impl std::fmt::Debug for Scenario {
@@ -76,96 +79,112 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "bgp_neighbors_match_topology",
         proves: "every device has exactly the BGP sessions the topology calls for, all Established (nodes: their leaf, node specific)",
         disrupts: false,
+        typical_duration: Duration::from_millis(200),
         check: |lab| Box::pin(checks::bgp_neighbors_match_topology(lab)),
     },
     Scenario {
         name: "no_node_to_node_mesh",
         proves: "no node runs a Mesh_ session the Calico configuration does not ask for, and each runs the sessions it does ask for",
         disrupts: false,
+        typical_duration: Duration::from_millis(100),
         check: |lab| Box::pin(checks::no_node_to_node_mesh(lab)),
     },
     Scenario {
         name: "routes_match_topology",
         proves: "every leaf, spine and node holds every pod block with exactly the next hops the fabric design gives (ECMP over every spine), and no other pod-block route",
         disrupts: false,
+        typical_duration: Duration::from_millis(100),
         check: |lab| Box::pin(checks::routes_match_topology(lab)),
     },
     Scenario {
         name: "same_host_ping",
         proves: "pods on one node reach each other through the node's routing table",
         disrupts: false,
+        typical_duration: Duration::from_millis(400),
         check: |lab| Box::pin(checks::pings(lab, crate::expect::PathClass::SameHost)),
     },
     Scenario {
         name: "same_rack_ping",
         proves: "pods on two nodes of one rack reach each other",
         disrupts: false,
+        typical_duration: Duration::from_millis(400),
         check: |lab| Box::pin(checks::pings(lab, crate::expect::PathClass::SameRack)),
     },
     Scenario {
         name: "cross_rack_ping",
         proves: "pods in different racks reach each other",
         disrupts: false,
+        typical_duration: Duration::from_millis(400),
         check: |lab| Box::pin(checks::pings(lab, crate::expect::PathClass::CrossRack)),
     },
     Scenario {
         name: "same_rack_path_stays_in_rack",
         proves: "same-rack traffic goes node to node across the bridge: no leaf, no spine",
         disrupts: false,
+        typical_duration: Duration::from_millis(100),
         check: |lab| Box::pin(checks::paths(lab, crate::expect::PathClass::SameRack)),
     },
     Scenario {
         name: "cross_rack_path_crosses_one_spine",
         proves: "cross-rack traffic goes node, leaf, one spine, leaf, node (node, leaf, node between two racks of one leaf); from every leaf, every spine carries some pairs (ECMP)",
         disrupts: false,
+        typical_duration: Duration::from_millis(100),
         check: |lab| Box::pin(checks::paths(lab, crate::expect::PathClass::CrossRack)),
     },
     Scenario {
         name: "all_pairs_reachability",
         proves: "every pod reaches every other pod (the matrix shows each pair's path class)",
         disrupts: false,
+        typical_duration: Duration::from_millis(100),
         check: |lab| Box::pin(checks::all_pairs_reachability(lab)),
     },
     Scenario {
         name: "service_cidrs_advertised",
         proves: "the service CIDRs reach every leaf from every node of its racks, and every spine, as valid installed paths; no node installs them in its kernel table",
         disrupts: false,
+        typical_duration: Duration::from_millis(100),
         check: |lab| Box::pin(checks::service_cidrs_advertised(lab)),
     },
     Scenario {
         name: "spine_failure_keeps_cross_rack_traffic",
         proves: "a spine stops (every link down): cross-rack traffic goes on through the other spines (longest window without replies within 3 s), routes through it are withdrawn, and after its restart every route returns with ECMP over every spine",
         disrupts: true,
+        typical_duration: Duration::from_millis(4700),
         check: |lab| Box::pin(faults::spine_failure(lab)),
     },
     Scenario {
         name: "uplink_cut_reroutes",
         proves: "one leaf-spine link cut at both ends: traffic continues through the other spines (within 3 s), the routes avoid the link, and all return when it is mended",
         disrupts: true,
+        typical_duration: Duration::from_millis(3300),
         check: |lab| Box::pin(faults::uplink_cut(lab)),
     },
     Scenario {
         name: "calico_node_restart_keeps_routes",
         proves: "BIRD dies on a node as in a calico-node restart: with graceful restart its leaf keeps the node's block, traffic to its pods goes on (within 1 s), and its sessions return",
         disrupts: true,
+        typical_duration: Duration::from_millis(6400),
         check: |lab| Box::pin(faults::calico_node_restart(lab)),
     },
     Scenario {
         name: "mesh_to_route_reflector_switch_keeps_traffic",
         proves: "the seed's own sequence live: from the full mesh (no BGPPeers), mesh off plus Node AS numbers and BGPPeers applied under continuous traffic; pairs that answered in the mesh keep answering (within 3 s), then every session and route is as designed and every cross-rack pair answers",
         disrupts: true,
+        typical_duration: Duration::from_millis(9400),
         check: |lab| Box::pin(faults::mesh_to_route_reflector_switch(lab)),
     },
     Scenario {
         name: "leaf_failure_isolates_only_its_rack",
         proves: "a leaf stops: its racks' cross-rack pairs get no reply, pods on one node there still reach each other, other racks' pairs are unaffected, and everything answers again after it returns",
         disrupts: true,
+        typical_duration: Duration::from_millis(2700),
         check: |lab| Box::pin(faults::leaf_failure(lab)),
     },
     Scenario {
         name: UPGRADE,
         proves: "the Calico upgrade gate: the suite passes at the lab's version, calico-node rolls node by node to CALICO_LAB_UPGRADE_TO (default: the newest supported release) under continuous traffic (longest window within 10 s: BIRD's connect delay and retry), the suite passes again, the route differences are reported; then it rolls back",
         disrupts: true,
+        typical_duration: Duration::from_millis(13400),
         check: upgrade::calico_upgrade,
     },
 ];
