@@ -204,7 +204,7 @@ mod tests {
         assert!(!wiring.contains("nsenter"), "{wiring}");
         assert!(text("frr/spine0.conf").contains("router bgp"));
         assert!(text("bird/calico-bgp-rr-worker/bird.cfg").contains("protocol"));
-        assert!(text("pods/calico-bgp-rr-worker.sh").contains("ip netns add"));
+        assert!(text("pods/calico-bgp-rr-worker.sh").contains("netns add"));
         assert_eq!(text("minimal.sh"), MINIMAL_SCRIPT);
     }
 }

@@ -79,6 +79,9 @@ pub struct Step {
     pub target: Target,
     /// Run by `sh -c`.
     pub script: String,
+    /// It starts a daemon that outlives it: run by the member itself
+    /// ([`crate::backend::Backend::start_in`]).
+    pub starts_daemon: bool,
 }
 
 /// What breaks the lab and what mends it.
@@ -89,7 +92,11 @@ pub struct FaultPlan {
 }
 
 fn step(target: Target, script: String) -> Step {
-    Step { target, script }
+    Step {
+        target,
+        script,
+        starts_daemon: false,
+    }
 }
 
 /// `ip link set` of each interface, in one batch.
@@ -159,8 +166,9 @@ impl Fault {
                     return Err(unknown("node", node.clone()));
                 }
                 let target = Target::CalicoNode(node.clone());
-                // The containers' first process reaps nothing, so a killed BIRD stays
-                // a zombie: wait for its socket to stop answering, not for the process.
+                // A killed BIRD may stay a zombie a while (the member's first process
+                // reaps only while it runs a script): wait for its socket to stop
+                // answering, not for the process.
                 // pkill exits 1 when no BIRD runs: then there is nothing to kill.
                 let stop = format!(
                     "pkill -KILL -x bird || exit 1; client=$(command -v birdcl || command -v birdc) || exit 127; for i in $(seq 100); do \"$client\" -s {CONTROL_SOCKET} show status >/dev/null 2>&1 || exit 0; sleep 0.05; done; exit 1"
@@ -168,7 +176,10 @@ impl Fault {
                 let start = format!("cd {CONFIG_DIR} && bird -c bird.cfg -s {CONTROL_SOCKET}");
                 FaultPlan {
                     inject: vec![step(target.clone(), stop)],
-                    restore: vec![step(target, start)],
+                    restore: vec![Step {
+                        starts_daemon: true,
+                        ..step(target, start)
+                    }],
                 }
             }
             Fault::LinkDown { a, b } => {

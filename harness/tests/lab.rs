@@ -29,6 +29,27 @@ async fn up(name: &str) -> Lab {
         .expect("lab comes up")
 }
 
+/// The command lines of the processes the engine counts as `container`'s (its
+/// cgroup): what the member runs itself.
+async fn processes_of(container: &str) -> Vec<String> {
+    let engine = docker::connect().await.unwrap();
+    let top = engine
+        .top_processes(container, None::<bollard::query_parameters::TopOptions>)
+        .await
+        .unwrap();
+    let column = top
+        .titles
+        .unwrap_or_default()
+        .iter()
+        .position(|t| t == "CMD")
+        .expect("ps shows CMD");
+    top.processes
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| p.get(column).cloned())
+        .collect()
+}
+
 async fn containers_of_lab(name: &str) -> Vec<String> {
     let docker = docker::connect().await.unwrap();
     docker::list(&docker, &[format!("{LABEL_LAB}={name}")])
@@ -752,6 +773,16 @@ async fn lab_an_apply_a_bird_cannot_take_fails_naming_its_node() {
     let mesh = calico_lab::render::full_mesh(&t);
     let refused = lab.apply("full-mesh.yaml", &mesh).await;
     let restored = lab.restore(&fault).await;
+    // The restored BIRD is the node's own (its cgroup), as the first one was.
+    let container = |device: &str| {
+        members(&t, &name)
+            .into_iter()
+            .find(|m| m.device == device)
+            .map(|m| m.container)
+            .unwrap()
+    };
+    let restored_bird = processes_of(&container(&node)).await;
+    let router = processes_of(&container(&t.leafs[0].name)).await;
     let designed = calico_lab::render::calico_resources(&t);
     let again = lab.apply("calico-resources.yaml", &designed).await;
     let converged = lab.converge(FABRIC_BUDGET).await;
@@ -764,6 +795,16 @@ async fn lab_an_apply_a_bird_cannot_take_fails_naming_its_node() {
         "{err}"
     );
     restored.unwrap();
+    assert!(
+        restored_bird.iter().any(|c| c.starts_with("bird ")),
+        "{restored_bird:?}"
+    );
+    for daemon in ["zebra", "bgpd"] {
+        assert!(
+            router.iter().any(|c| c.contains(&format!("/{daemon} "))),
+            "{daemon}: {router:?}"
+        );
+    }
     let changed = again.expect("the apply goes through once BIRD is back");
     assert_eq!(changed.len(), t.nodes().count(), "{changed:?}");
     converged.expect("the lab is as designed again");

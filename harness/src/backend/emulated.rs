@@ -15,6 +15,7 @@ use super::docker::{
     LABEL_ROLE, LABEL_RUN, LABEL_TOPOLOGY,
 };
 use super::ownership::{remove_run, remove_run_blocking, sweep, RunId};
+use super::runner::{self, RUNNER_DIR};
 use super::session::Sessions;
 use super::{
     all_bounded, all_in_order, batch, image, Backend, Edit, Flavor, Member, MemberRole, Pod,
@@ -323,123 +324,226 @@ impl Emulated {
         // waits for BIRD's own connect delay instead (about 1 s more in the seed).
         // (Both at once is slower: on two cores BIRD's start delays FRR's.)
         let phase = Instant::now();
-        let this = &*self;
-        all_bounded(
-            self.members
-                .iter()
-                .filter(|m| m.role == MemberRole::Router)
-                .map(|m| -> BoxFuture<'_, Result<()>> {
-                    Box::pin(async move {
-                        let conf = frr_conf(&this.topology, &m.device);
-                        let script = format!(
-                            "set -e\n{}/usr/lib/frr/frrinit.sh start\n",
-                            file_script(FRR_CONF, &conf)?
-                        );
-                        this.checked(m, "starting FRR", &["sh", "-c", &script])
-                            .await?;
-                        progress.member("FRR started", &m.device);
-                        Ok(())
-                    })
-                })
-                .collect(),
-        )
-        .await?;
-        let files = &files;
-        all_bounded(
-            self.members
-                .iter()
-                .filter(|m| m.role == MemberRole::Node)
-                .map(|m| -> BoxFuture<'_, Result<()>> {
-                    Box::pin(async move {
-                        this.start_node(m, &files[&m.device]).await?;
-                        progress.member("BIRD and pods started", &m.device);
-                        Ok(())
-                    })
-                })
-                .collect(),
-        )
-        .await?;
+        let routers = self
+            .members
+            .iter()
+            .filter(|m| m.role == MemberRole::Router)
+            .map(|m| {
+                let conf = frr_conf(&self.topology, &m.device);
+                let script = format!(
+                    "set -e\n{}/usr/lib/frr/frrinit.sh start\n",
+                    file_script(FRR_CONF, &conf)?
+                );
+                Ok((m, script))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.checked("starting FRR", &routers).await?;
+        for (m, _) in &routers {
+            progress.member("FRR started", &m.device);
+        }
+        let nodes = self
+            .members
+            .iter()
+            .filter(|m| m.role == MemberRole::Node)
+            .map(|m| Ok((m, self.start_node_script(m, &files[&m.device])?)))
+            .collect::<Result<Vec<_>>>()?;
+        self.checked("starting BIRD and wiring pods", &nodes)
+            .await?;
+        for (m, _) in &nodes {
+            progress.member("BIRD and pods started", &m.device);
+        }
         self.bird_files = files.clone();
         self.timings.daemons = phase.elapsed();
         self.ready = true;
         Ok(())
     }
 
-    async fn write_bird_files(&self, m: &Member, files: &BirdFiles) -> Result<()> {
-        let uploads: Vec<(String, Vec<u8>)> = bird_paths(files)
-            .into_iter()
-            .map(|(path, text)| (path, text.as_bytes().to_vec()))
-            .collect();
-        docker::upload_files(&self.docker, &m.container, &uploads).await
-    }
-
-    /// Writes the node's BIRD files, starts BIRD with calico-node's control socket
-    /// and wires the pods: one exec.
-    async fn start_node(&self, m: &Member, files: &BirdFiles) -> Result<()> {
+    /// The script that writes a node's BIRD files, starts BIRD with calico-node's
+    /// control socket and wires the pods.
+    fn start_node_script(&self, m: &Member, files: &BirdFiles) -> Result<String> {
         let pods: Vec<&Pod> = self.pods.iter().filter(|p| p.node == m.device).collect();
         let mut script = format!("set -e\nmkdir -p {}\n", parent(CONTROL_SOCKET));
-        for (path, text) in bird_paths(files) {
-            script += &file_script(&path, text)?;
-        }
+        script += &bird_files_script(files)?;
         script += &format!("cd {CONFIG_DIR}\nbird -c bird.cfg -s {CONTROL_SOCKET}\n");
         if !pods.is_empty() {
             let metric = self.version_of(&m.device).workload_route_metric();
             script += &pod_script(&pods, metric);
         }
-        self.checked(m, "starting BIRD and wiring pods", &["sh", "-c", &script])
-            .await
-            .map(drop)
+        Ok(script)
     }
 
-    /// calico-node's pod replaced on `node` at `version`: its BIRD files written,
-    /// BIRD restarted, its workload routes reprogrammed; the files it runs with.
-    async fn restart_calico_node(
+    /// calico-node's pod replaced on each of `nodes` at `version`, all at once: its
+    /// BIRD files written, BIRD restarted, its workload routes reprogrammed. The
+    /// files each node runs with, or why it did not restart.
+    async fn restart_calico_nodes(
+        &self,
+        nodes: &[String],
+        version: CalicoVersion,
+        calico: &Resources,
+    ) -> Vec<Result<BirdFiles>> {
+        let mut prepared = Vec::new();
+        let mut results: Vec<Option<Result<BirdFiles>>> = nodes.iter().map(|_| None).collect();
+        for (i, node) in nodes.iter().enumerate() {
+            match self.restart_script(node, version, calico) {
+                Ok((m, files, script)) => prepared.push((i, m, files, script)),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        let scripts: Vec<(&Member, String)> = prepared
+            .iter()
+            .map(|(_, m, _, script)| (*m, script.clone()))
+            .collect();
+        let answers = self.run_scripts(&scripts).await;
+        for ((i, m, files, _), answer) in prepared.into_iter().zip(answers) {
+            results[i] = Some(
+                answer
+                    .and_then(|out| self.succeeded("restarting calico-node", m, out))
+                    .map(|()| files),
+            );
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(self.error("unanswered".into()))))
+            .collect()
+    }
+
+    /// The member, the files and the script of one node's calico-node restart.
+    fn restart_script(
         &self,
         node: &str,
         version: CalicoVersion,
         calico: &Resources,
-    ) -> Result<BirdFiles> {
+    ) -> Result<(&Member, BirdFiles, String)> {
         let files = render_node(calico, node, version)?;
         let m = self.member(node)?;
-        self.write_bird_files(m, &files).await?;
-        // The containers' first process reaps no child, so a stopped BIRD stays a
-        // zombie: wait for its socket to stop answering instead of for the process.
-        let restart = format!(
-            "pkill -x bird; while birdc -s {CONTROL_SOCKET} show status >/dev/null 2>&1; do sleep 0.05; done; cd {CONFIG_DIR} && bird -c bird.cfg -s {CONTROL_SOCKET}"
+        let mut script = format!("set -e\n{}", bird_files_script(&files)?);
+        // Wait for the old BIRD's socket to stop answering (its process may stay a
+        // zombie for a while), then start the new one.
+        script += &format!(
+            "pkill -x bird || true\nwhile birdc -s {CONTROL_SOCKET} show status >/dev/null 2>&1; do sleep 0.05; done\ncd {CONFIG_DIR}\nbird -c bird.cfg -s {CONTROL_SOCKET}\n"
         );
-        self.checked(m, "restarting BIRD", &["sh", "-c", &restart])
-            .await?;
         // Felix of the new version reprograms the node's workload routes.
         let pods: Vec<&Pod> = self.pods.iter().filter(|p| p.node == node).collect();
         if !pods.is_empty() {
-            let script = pod_route_script(&pods, version.workload_route_metric());
-            self.checked(m, "reprogramming workload routes", &["sh", "-c", &script])
-                .await?;
+            script += &pod_route_script(&pods, version.workload_route_metric());
         }
-        Ok(files)
+        Ok((m, files, script))
     }
 
-    /// Remembers `node` at `version`, in this process and in the lab (for a later
-    /// process that attaches).
-    async fn record_version(
+    /// Remembers each of `nodes` at `version` with the files it runs, in this
+    /// process and in the lab (for a later process that attaches).
+    async fn record_versions(
         &mut self,
-        node: &str,
+        nodes: &[(String, BirdFiles)],
         version: CalicoVersion,
-        files: BirdFiles,
     ) -> Result<()> {
-        self.bird_files.insert(node.to_string(), files);
-        self.versions.insert(node.to_string(), version);
-        let fabric = self.member(FABRIC_DEVICE)?.container.clone();
-        docker::exec(&self.docker, &fabric, &["mkdir", "-p", VERSIONS_DIR]).await?;
-        let path = format!("{VERSIONS_DIR}/{node}");
-        docker::upload_file(&self.docker, &fabric, &path, version.to_string().as_bytes()).await
+        let mut script = String::from("set -e\n");
+        for (node, files) in nodes {
+            self.bird_files.insert(node.clone(), files.clone());
+            self.versions.insert(node.clone(), version);
+            script += &file_script(&format!("{VERSIONS_DIR}/{node}"), &version.to_string())?;
+        }
+        if nodes.is_empty() {
+            return Ok(());
+        }
+        let fabric = self.member(FABRIC_DEVICE)?;
+        self.checked_in("recording calico-node versions", &[(fabric, script)])
+            .await
     }
 
-    /// Runs `cmd` on `m`, failing with its output unless it exits 0.
-    async fn checked(&self, m: &Member, what: &str, cmd: &[&str]) -> Result<ExecOutput> {
-        let out = docker::exec(&self.docker, &m.container, cmd).await?;
+    /// Runs each script by its member's own main process (see [`runner`]): what it
+    /// starts is the member's. All at once through the observer (an exec each where
+    /// the observer cannot run them); fails with the first that did not exit 0.
+    async fn checked(&self, what: &str, scripts: &[(&Member, String)]) -> Result<()> {
+        let answers = self.run_scripts(scripts).await;
+        for ((m, _), answer) in scripts.iter().zip(answers) {
+            self.succeeded(what, m, answer?)?;
+        }
+        Ok(())
+    }
+
+    /// Runs each script in its member's namespaces through the observer (files,
+    /// nothing that stays running), failing with the first that did not exit 0.
+    async fn checked_in(&self, what: &str, scripts: &[(&Member, String)]) -> Result<()> {
+        let runnable: Vec<(usize, String, Vec<String>)> = scripts
+            .iter()
+            .enumerate()
+            .map(|(i, (m, s))| (i, m.container.clone(), sh_c(s)))
+            .collect();
+        let answers = self.run_all_located(&runnable).await;
+        for ((m, _), answer) in scripts.iter().zip(answers) {
+            self.succeeded(what, m, answer?)?;
+        }
+        Ok(())
+    }
+
+    /// Each script handed to its member's runner.
+    async fn run_scripts(&self, scripts: &[(&Member, String)]) -> Vec<Result<ExecOutput>> {
+        let runnable: Vec<(usize, String, Vec<String>)> = scripts
+            .iter()
+            .enumerate()
+            .map(|(i, (m, s))| {
+                let argv = runner::courier(RUNNER_DIR, &batch::nonce(), s);
+                (i, m.container.clone(), argv)
+            })
+            .collect();
+        // Where the observer cannot run them, the courier runs as an exec of its own.
+        self.run_all_located(&runnable).await
+    }
+
+    /// Commands already located (`(slot, container, argv)`), in batches within
+    /// the script budget, all at once through the observer; an exec each where the
+    /// observer cannot run them. Answers in order.
+    async fn run_all_located(
+        &self,
+        runnable: &[(usize, String, Vec<String>)],
+    ) -> Vec<Result<ExecOutput>> {
+        let size = |(_, _, argv): &(usize, String, Vec<String>)| -> usize {
+            argv.iter().map(|a| a.len() + 3).sum()
+        };
+        let groups = batch::groups(runnable, size, batch::SCRIPT_BUDGET);
+        let answers = futures_util::future::join_all(groups.into_iter().map(|g| async move {
+            let group = &runnable[g];
+            let slots: Vec<(usize, String, Vec<String>)> = group
+                .iter()
+                .enumerate()
+                .map(|(i, (_, c, argv))| (i, c.clone(), argv.clone()))
+                .collect();
+            if let Some(observer) = &self.observer {
+                let mut results: Vec<Option<Result<ExecOutput>>> =
+                    group.iter().map(|_| None).collect();
+                if self
+                    .batch_located(observer, &slots, &mut results)
+                    .await
+                    .is_ok()
+                {
+                    return results
+                        .into_iter()
+                        .map(|r| r.unwrap_or_else(|| Err(self.error("unanswered".into()))))
+                        .collect::<Vec<_>>();
+                }
+            }
+            let calls: Vec<BoxFuture<'_, Result<ExecOutput>>> = group
+                .iter()
+                .map(
+                    |(_, container, argv)| -> BoxFuture<'_, Result<ExecOutput>> {
+                        Box::pin(async move {
+                            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+                            docker::exec(&self.docker, container, &argv).await
+                        })
+                    },
+                )
+                .collect();
+            all_in_order(calls).await
+        }))
+        .await;
+        answers.into_iter().flatten().collect()
+    }
+
+    /// `out` of `what` on `m`, an error unless it exited 0.
+    fn succeeded(&self, what: &str, m: &Member, out: ExecOutput) -> Result<()> {
         if out.success() {
-            Ok(out)
+            Ok(())
         } else {
             Err(self.error(format!(
                 "{what} on {} failed ({}): {}{}",
@@ -453,7 +557,8 @@ impl Emulated {
             name: m.container.clone(),
             hostname: m.device.clone(),
             image: image.to_string(),
-            cmd: vec!["sleep".into(), "infinity".into()],
+            // Runs the scripts that start its daemons (see `runner`).
+            cmd: sh_c(&runner::main_process(RUNNER_DIR)),
             labels: self.labels(&m.device, m.role.as_str()),
             ..ContainerSpec::default()
         }
@@ -488,8 +593,18 @@ impl Emulated {
         let script = WiringPlan::new(&self.topology)
             .script(&pids)
             .map_err(|e| self.error(e))?;
-        let observer = observer_name(&self.lab);
-        let out = docker::exec(&self.docker, &observer, &["sh", "-c", &script]).await?;
+        // Through the observer's first shell (the engine's exec where it fails).
+        let answered = match &self.observer {
+            Some(observer) => observer.run(&script).await,
+            None => Err(self.error("no observer".into())),
+        };
+        let out = match answered {
+            Ok(out) => out,
+            Err(_) => {
+                let observer = observer_name(&self.lab);
+                docker::exec(&self.docker, &observer, &["sh", "-c", &script]).await?
+            }
+        };
         if out.success() {
             Ok(())
         } else {
@@ -543,32 +658,9 @@ impl Emulated {
         }
     }
 
-    /// Runs `commands` as one script in the observer; a member whose process
+    /// Commands already located, `(slot, container, argv)`, as one script in the
+    /// observer, each answer put in its slot of `results`; a member whose process
     /// changed since its pid was read gets it read again, once.
-    async fn batch(
-        &self,
-        observer: &Sessions,
-        commands: &[(Target, Vec<String>)],
-    ) -> Result<Vec<Result<ExecOutput>>> {
-        let mut results: Vec<Option<Result<ExecOutput>>> = commands.iter().map(|_| None).collect();
-        let mut runnable = Vec::new();
-        for (i, (target, cmd)) in commands.iter().enumerate() {
-            let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-            match self.locate(target, &cmd) {
-                Ok((container, argv)) => runnable.push((i, container, argv)),
-                Err(e) => results[i] = Some(Err(e)),
-            }
-        }
-        self.batch_located(observer, &runnable, &mut results)
-            .await?;
-        Ok(results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(self.error("unanswered".into()))))
-            .collect())
-    }
-
-    /// [`Self::batch`] of commands already located: `(slot, container, argv)`,
-    /// each answer put in its slot of `results`.
     async fn batch_located(
         &self,
         observer: &Sessions,
@@ -628,39 +720,10 @@ impl Emulated {
     /// Runs `argv` in `container` (not wrapped for a target) as a batch of one, or
     /// as an exec of its own where the observer cannot run it.
     async fn run_located(&self, container: &str, argv: Vec<String>) -> Result<ExecOutput> {
-        if let Some(observer) = &self.observer {
-            let mut results = vec![None];
-            let batch = [(0, container.to_string(), argv.clone())];
-            if self
-                .batch_located(observer, &batch, &mut results)
-                .await
-                .is_ok()
-            {
-                return results
-                    .pop()
-                    .flatten()
-                    .unwrap_or_else(|| Err(self.error("unanswered".into())));
-            }
-        }
-        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        docker::exec(&self.docker, container, &argv).await
-    }
-
-    /// Each command as an exec of its own, bounded (the observer cannot run them).
-    async fn exec_directly(&self, commands: &[(Target, Vec<String>)]) -> Vec<Result<ExecOutput>> {
-        let calls: Vec<BoxFuture<'_, Result<ExecOutput>>> = commands
-            .iter()
-            .map(|(target, cmd)| {
-                let call: BoxFuture<'_, Result<ExecOutput>> = Box::pin(async move {
-                    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-                    let (container, argv) = self.locate(target, &cmd)?;
-                    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-                    docker::exec(&self.docker, &container, &argv).await
-                });
-                call
-            })
-            .collect();
-        all_in_order(calls).await
+        self.run_all_located(&[(0, container.to_string(), argv)])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(self.error("unanswered".into())))
     }
 
     /// The main process of each container that runs, read from the engine where
@@ -728,6 +791,19 @@ impl Emulated {
 /// The lab's observer helper (see [`batch`]).
 fn observer_name(lab: &str) -> String {
     format!("{lab}-observer")
+}
+
+/// The script that writes a node's BIRD files where calico-node keeps them.
+fn bird_files_script(files: &BirdFiles) -> Result<String> {
+    bird_paths(files)
+        .into_iter()
+        .map(|(path, text)| file_script(&path, text))
+        .collect()
+}
+
+/// `script` as a command line.
+fn sh_c(script: &str) -> Vec<String> {
+    ["sh", "-c", script].map(String::from).to_vec()
 }
 
 /// A node's BIRD files at their paths.
@@ -912,21 +988,37 @@ impl Backend for Emulated {
     }
 
     async fn exec_all(&self, commands: &[(Target, Vec<String>)]) -> Vec<Result<ExecOutput>> {
-        let Some(observer) = &self.observer else {
-            return self.exec_directly(commands).await;
-        };
-        let size = |(_, argv): &(Target, Vec<String>)| argv.iter().map(|a| a.len() + 3).sum();
-        let groups = batch::groups(commands, size, batch::SCRIPT_BUDGET);
-        let answers = futures_util::future::join_all(groups.into_iter().map(|g| async move {
-            let commands = &commands[g];
-            match self.batch(observer, commands).await {
-                Ok(outs) => outs,
-                // The helper itself is unusable: one exec each still answers.
-                Err(_) => self.exec_directly(commands).await,
+        let mut results: Vec<Option<Result<ExecOutput>>> = commands.iter().map(|_| None).collect();
+        let mut located = Vec::new();
+        for (i, (target, cmd)) in commands.iter().enumerate() {
+            let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+            match self.locate(target, &cmd) {
+                Ok((container, argv)) => located.push((i, container, argv)),
+                Err(e) => results[i] = Some(Err(e)),
             }
-        }))
-        .await;
-        answers.into_iter().flatten().collect()
+        }
+        let answers = self.run_all_located(&located).await;
+        for ((i, _, _), answer) in located.iter().zip(answers) {
+            results[*i] = Some(answer);
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(self.error("unanswered".into()))))
+            .collect()
+    }
+
+    async fn start_in(&self, target: &Target, script: &str) -> Result<ExecOutput> {
+        match target {
+            Target::Router(d) | Target::Node(d) | Target::CalicoNode(d) => {
+                let m = self.member(d)?;
+                self.run_scripts(&[(m, script.to_string())])
+                    .await
+                    .pop()
+                    .unwrap_or_else(|| Err(self.error("unanswered".into())))
+            }
+            // A pod is a namespace of its node: nothing of its own runs scripts.
+            Target::Pod(_) => self.exec(target, &["sh", "-c", script]).await,
+        }
     }
 
     async fn spawn(&self, target: &Target, cmd: &[&str]) -> Result<Box<dyn Running>> {
@@ -984,16 +1076,14 @@ impl Backend for Emulated {
         // is told in one batch: node by node, a 16 x 8 lab's switch spread over
         // 20 s, and with the files written 16 at a time still over 14 s, cutting
         // pairs off between nodes already switched and nodes not yet.
-        let this = &*self;
-        let written = all_bounded(
-            changed
-                .iter()
-                .map(|(node, files)| -> BoxFuture<'_, Result<()>> {
-                    Box::pin(async move { this.write_bird_files(this.member(node)?, files).await })
-                })
-                .collect(),
-        )
-        .await;
+        let written = match changed
+            .iter()
+            .map(|(node, files)| Ok((self.member(node)?, bird_files_script(files)?)))
+            .collect::<Result<Vec<_>>>()
+        {
+            Ok(scripts) => self.checked_in("writing BIRD's files", &scripts).await,
+            Err(e) => Err(e),
+        };
         let configure: Vec<String> = birdc(&["configure"])
             .iter()
             .map(|a| a.to_string())
@@ -1033,9 +1123,10 @@ impl Backend for Emulated {
         self.applied += 1;
         let base = source.rsplit('/').next().unwrap_or(source);
         let path = format!("{APPLIED_DIR}/{:04}-{}-{base}", self.applied, edit.as_str());
-        let fabric = self.member(FABRIC_DEVICE)?.container.clone();
-        docker::exec(&self.docker, &fabric, &["mkdir", "-p", APPLIED_DIR]).await?;
-        docker::upload_file(&self.docker, &fabric, &path, yaml.as_bytes()).await?;
+        let fabric = self.member(FABRIC_DEVICE)?;
+        let script = format!("set -e\n{}", file_script(&path, yaml)?);
+        self.checked_in("recording the applied file", &[(fabric, script)])
+            .await?;
         Ok(nodes)
     }
 
@@ -1045,8 +1136,8 @@ impl Backend for Emulated {
         version: CalicoVersion,
         calico: &Resources,
     ) -> Result<()> {
-        let files = self.restart_calico_node(node, version, calico).await?;
-        self.record_version(node, version, files).await
+        self.roll_calico_nodes(&[node.to_string()], version, calico)
+            .await
     }
 
     async fn roll_calico_nodes(
@@ -1055,26 +1146,19 @@ impl Backend for Emulated {
         version: CalicoVersion,
         calico: &Resources,
     ) -> Result<()> {
-        let this = &*self;
-        let restarts: Vec<BoxFuture<'_, Result<BirdFiles>>> = nodes
-            .iter()
-            .map(|node| -> BoxFuture<'_, Result<BirdFiles>> {
-                Box::pin(this.restart_calico_node(node, version, calico))
-            })
-            .collect();
-        let restarted = all_in_order(restarts).await;
+        let restarted = self.restart_calico_nodes(nodes, version, calico).await;
         let mut first = None;
+        let mut rolled = Vec::new();
         for (node, files) in nodes.iter().zip(restarted) {
             match files {
-                Ok(files) => {
-                    if let Err(e) = self.record_version(node, version, files).await {
-                        first.get_or_insert(e);
-                    }
-                }
+                Ok(files) => rolled.push((node.clone(), files)),
                 Err(e) => {
                     first.get_or_insert(e);
                 }
             }
+        }
+        if let Err(e) = self.record_versions(&rolled, version).await {
+            first.get_or_insert(e);
         }
         first.map_or(Ok(()), Err)
     }
@@ -1109,8 +1193,19 @@ impl Backend for Emulated {
             ],
             MemberRole::Fabric => &[],
         };
-        for (name, path) in files {
-            let out = docker::exec(&self.docker, &member.container, &["cat", path]).await;
+        let reads: Vec<(usize, String, Vec<String>)> = files
+            .iter()
+            .enumerate()
+            .map(|(i, (_, path))| {
+                (
+                    i,
+                    member.container.clone(),
+                    vec!["cat".into(), path.to_string()],
+                )
+            })
+            .collect();
+        let outs = self.run_all_located(&reads).await;
+        for ((name, path), out) in files.iter().zip(outs) {
             crate::artifacts::write_output(dir, name, &format!("cat {path}"), out)?;
         }
         let logs = docker::logs(&self.docker, &member.container, 2000).await;

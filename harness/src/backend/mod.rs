@@ -19,6 +19,7 @@ pub mod image;
 pub mod kind;
 pub mod ownership;
 pub mod replay;
+pub mod runner;
 pub mod session;
 
 use std::fmt;
@@ -343,6 +344,12 @@ pub trait Backend: Send + Sync {
     /// as one batch.
     async fn exec_all(&self, commands: &[(Target, Vec<String>)]) -> Vec<Result<ExecOutput>> {
         exec_each(self, commands).await
+    }
+    /// Runs `script` on `target` for what must outlive it (a daemon it starts): an
+    /// [`exec`](Backend::exec) of `sh -c` by default; a flavor whose members run
+    /// scripts themselves has the member run it, so that the daemon is the member's.
+    async fn start_in(&self, target: &Target, script: &str) -> Result<ExecOutput> {
+        self.exec(target, &["sh", "-c", script]).await
     }
     /// Starts a long-running command on a target (continuous traffic).
     async fn spawn(&self, target: &Target, cmd: &[&str]) -> Result<Box<dyn Running>>;

@@ -315,6 +315,16 @@ impl Backend for Recorder {
         out
     }
 
+    async fn start_in(&self, target: &Target, script: &str) -> Result<ExecOutput> {
+        let out = self.inner.start_in(target, script).await;
+        let key = command_key(&["sh", "-c", script]);
+        let text = crate::artifacts::record(&key, &out);
+        if let Ok(mut records) = self.records.lock() {
+            records.insert((target.name().to_string(), key), text);
+        }
+        out
+    }
+
     async fn exec_all(&self, commands: &[(Target, Vec<String>)]) -> Vec<Result<ExecOutput>> {
         let outs = self.inner.exec_all(commands).await;
         if let Ok(mut records) = self.records.lock() {

@@ -11,7 +11,7 @@ use super::peers::{resolve, Cluster};
 use super::resources::{
     parse, CalicoError, EncapMode, IpPoolSpec, Metadata, NodeBgp, NodeSpec, Resource, Resources,
 };
-use crate::backend::docker::icmp_unlimited_args;
+use crate::backend::docker::ICMP_UNLIMITED;
 use crate::backend::Pod;
 use crate::render::calico_resources;
 use crate::topology::Topology;
@@ -137,29 +137,56 @@ pub fn veth_name(pod: &str) -> String {
 
 /// Shell commands that create `pods` in their node, as the CNI plugin and Felix wire
 /// them: a /32 on the pod's eth0, the 169.254.1.1 gateway the host answers by proxy
-/// ARP, and a /32 route to the pod on the host.
+/// ARP, and a /32 route to the pod on the host. One `ip` for the host's side and
+/// one per pod, sysctls written by the shell: a process each costs more than the
+/// change it makes, and a big lab wires thousands of pods.
 pub fn pod_script(pods: &[&Pod], metric: Option<u32>) -> String {
-    let mut s = String::from("set -e\n");
-    let icmp = icmp_unlimited_args().join(" ");
+    let metric = metric.map(|m| format!(" metric {m}")).unwrap_or_default();
+    let mut s = String::from("set -e\nip -batch - <<'EOF'\n");
     for p in pods {
         let (n, v, ip) = (&p.name, veth_name(&p.name), p.ip);
-        let metric = metric.map(|m| format!(" metric {m}")).unwrap_or_default();
         let _ = write!(
             s,
-            "ip netns add {n}\n\
-             ip link add {v} type veth peer name eth0 netns {n}\n\
-             ip link set {v} address ee:ee:ee:ee:ee:ee up\n\
-             sysctl -qw net.ipv4.conf.{v}.proxy_arp=1 net.ipv4.neigh.{v}.proxy_delay=0 net.ipv4.conf.{v}.forwarding=1 net.ipv4.conf.{v}.rp_filter=0\n\
-             ip route add {ip}/32 dev {v} scope link{metric}\n\
-             ip netns exec {n} sysctl -qw {icmp}\n\
-             ip -n {n} link set lo up\n\
-             ip -n {n} link set eth0 up\n\
-             ip -n {n} addr add {ip}/32 dev eth0\n\
-             ip -n {n} route add 169.254.1.1 dev eth0 scope link\n\
-             ip -n {n} route add default via 169.254.1.1 dev eth0\n"
+            "netns add {n}\n\
+             link add {v} type veth peer name eth0 netns {n}\n\
+             link set {v} address ee:ee:ee:ee:ee:ee up\n\
+             route add {ip}/32 dev {v} scope link{metric}\n"
+        );
+    }
+    s.push_str("EOF\n");
+    for p in pods {
+        let (n, v, ip) = (&p.name, veth_name(&p.name), p.ip);
+        for (key, value) in [
+            (format!("net.ipv4.conf.{v}.proxy_arp"), "1"),
+            (format!("net.ipv4.neigh.{v}.proxy_delay"), "0"),
+            (format!("net.ipv4.conf.{v}.forwarding"), "1"),
+            (format!("net.ipv4.conf.{v}.rp_filter"), "0"),
+        ] {
+            let _ = writeln!(s, "echo {value} >{}", sysctl_path(&key));
+        }
+        // /proc/sys/net is the namespace of the process that opens it.
+        let icmp: Vec<String> = ICMP_UNLIMITED
+            .iter()
+            .map(|(key, value)| format!("echo {value} >{}", sysctl_path(key)))
+            .collect();
+        let _ = write!(
+            s,
+            "nsenter --net=/run/netns/{n} sh -c '{}; exec ip -batch -' <<'EOF'\n\
+             link set lo up\n\
+             link set eth0 up\n\
+             addr add {ip}/32 dev eth0\n\
+             route add 169.254.1.1 dev eth0 scope link\n\
+             route add default via 169.254.1.1 dev eth0\n\
+             EOF\n",
+            icmp.join("; ")
         );
     }
     s
+}
+
+/// Where `key` (`net.ipv4.conf.x.y`) is under /proc/sys.
+fn sysctl_path(key: &str) -> String {
+    format!("/proc/sys/{}", key.replace('.', "/"))
 }
 
 /// The BGP protocols `node` must run, by BIRD name: what its render writes.

@@ -529,7 +529,12 @@ impl Lab {
     ) -> Result<()> {
         let mut first = None;
         for step in steps {
-            let result = match self.exec(&step.target, &["sh", "-c", &step.script]).await {
+            let ran = if step.starts_daemon {
+                self.backend.start_in(&step.target, &step.script).await
+            } else {
+                self.exec(&step.target, &["sh", "-c", &step.script]).await
+            };
+            let result = match ran {
                 Ok(out) if out.success() => Ok(()),
                 Ok(out) => Err(Error::Lab {
                     lab: self.name.clone(),
