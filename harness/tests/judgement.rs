@@ -96,10 +96,16 @@ async fn a_node_session_not_established_is_no_session_on_that_node() {
         Target::CalicoNode(NODE.into()),
         SHOW_PROTOCOLS,
         |text| {
-            text.replace(
-                "up     20:43:22    Established",
-                "start  20:43:22    Active",
-            )
+            // Every session line, whenever it was recorded: `up <since> Established`.
+            text.lines()
+                .map(|l| match l.contains("Established") {
+                    true => l
+                        .replacen("up     ", "start  ", 1)
+                        .replace("Established", "Active"),
+                    false => l.to_string(),
+                })
+                .map(|l| l + "\n")
+                .collect()
         },
     );
     let outcome = run(broken, "bgp_neighbors_match_topology").await;
@@ -251,7 +257,7 @@ async fn routes_that_cannot_be_read_fail_routes() {
 
 /// The command `observe::ping` runs from one pod to another.
 fn ping_command(to: &str) -> String {
-    format!("ping -c 3 -i 0.2 -W 1 {to}")
+    format!("ping -c 3 -i 0.05 -W 1 {to}")
 }
 
 #[tokio::test]
@@ -392,10 +398,16 @@ async fn a_data_path_failure_is_explained_by_the_broken_control_plane() {
         Target::CalicoNode(NODE.into()),
         SHOW_PROTOCOLS,
         |text| {
-            text.replace(
-                "up     20:43:22    Established",
-                "start  20:43:22    Active",
-            )
+            // Every session line, whenever it was recorded: `up <since> Established`.
+            text.lines()
+                .map(|l| match l.contains("Established") {
+                    true => l
+                        .replacen("up     ", "start  ", 1)
+                        .replace("Established", "Active"),
+                    false => l.to_string(),
+                })
+                .map(|l| l + "\n")
+                .collect()
         },
     );
     let outcome = run(broken, "same_host_ping").await;
