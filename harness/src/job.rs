@@ -97,12 +97,20 @@ impl Job {
                 outcomes[i] = Some(outcome);
             }
         }
+        // Every scenario has its outcome: one missing would read as a pass.
+        let outcomes = outcomes
+            .into_iter()
+            .zip(&self.scenarios)
+            .map(|(o, s)| {
+                o.ok_or_else(|| Error::Unsupported(format!("scenario {} was never run", s.name)))
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Report {
             lab: name,
             topology: self.topology.name.clone(),
             flavor,
             started,
-            outcomes: outcomes.into_iter().flatten().collect(),
+            outcomes,
         })
     }
 }
@@ -119,11 +127,20 @@ impl Shared {
     fn take(&self) -> Option<usize> {
         self.queue.lock().ok()?.pop_front()
     }
+
+    /// `i` first again, for another lab.
+    fn give_back(&self, i: usize) {
+        if let Ok(mut queue) = self.queue.lock() {
+            queue.push_front(i);
+        }
+    }
 }
 
-/// One slot of the job: a lab (the main one when `main` is named) runs `first`,
-/// then scenarios from the queue one after another. A lab where a scenario failed
-/// takes no more: what it left broken must not judge the next; a fresh lab does.
+/// One slot of the job: a lab (the main one when `main` is named: it comes up
+/// even with nothing to run) runs `first`, then scenarios from the queue one after
+/// another, each once the lab has converged again. A lab where a scenario failed,
+/// or that does not converge again, takes no more: what it left broken must not
+/// judge the next; a fresh lab does.
 /// Each outcome with its scenario's index, and the flavor the labs ran.
 async fn worker(
     job: &Job,
@@ -135,7 +152,7 @@ async fn worker(
     let mut flavor = None;
     let mut next = first;
     loop {
-        if next.is_empty() {
+        if next.is_empty() && main.is_none() {
             match shared.take() {
                 Some(i) => next.push(i),
                 None => return Ok((done, flavor)),
@@ -166,6 +183,11 @@ async fn worker(
         done.extend(next.drain(..).zip(report.outcomes));
         while healthy {
             let Some(i) = shared.take() else { break };
+            if lab.converge(job.wait).await.is_err() {
+                shared.give_back(i);
+                healthy = false;
+                break;
+            }
             let s = job.scenarios[i];
             progress.step(&format!("scenario {}", s.name));
             let outcome = scenario::run(&mut lab, s).await;

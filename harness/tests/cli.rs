@@ -372,14 +372,16 @@ fn lab_cli_status_and_exec_on_a_running_lab() {
 }
 
 /// Resources applied to a running lab from the command line reconfigure BIRD in
-/// place, and a later `apply` (a new process) still holds the earlier ones.
+/// place, and a later `apply` (a new process) still holds the earlier ones, whatever
+/// their files are called.
 #[test]
 fn lab_cli_apply_reconfigures_a_running_lab() {
     let name = unique("apply");
     let (code, _, stderr) = calico_lab(&["up", "--name", &name]);
     assert_eq!(code, 0, "{stderr}");
     let dir = tempfile::tempdir().unwrap();
-    let mesh = dir.path().join("mesh-on.yaml");
+    // A name a shell would split and expand: the lab records it as it is.
+    let mesh = dir.path().join("mesh on 'quoted' $(x).yaml");
     std::fs::write(
         &mesh,
         "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {nodeToNodeMeshEnabled: true}\n",

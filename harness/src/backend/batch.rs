@@ -18,8 +18,14 @@ pub struct Command {
 pub const STALE: i64 = 125;
 const STALE_MESSAGE: &str = "calico-lab: the member process is gone";
 
+/// Whether `answer` is the batch's own word that its member's process changed (a
+/// command of its own that exits 125 is not).
+pub fn is_stale(answer: &ExecOutput) -> bool {
+    answer.exit_code == STALE && answer.stderr.trim_end() == STALE_MESSAGE
+}
+
 /// A word as the shell reads it back unchanged.
-fn quote(word: &str) -> String {
+pub(crate) fn quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', r"'\''"))
 }
 
@@ -143,6 +149,20 @@ pub fn nonce() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only the batch's own word marks a member stale: a command that exits 125 by
+    /// itself (a courier, `env`) is an answer like any other.
+    #[test]
+    fn only_the_batch_says_stale() {
+        let answer = |code: i64, stderr: &str| ExecOutput {
+            exit_code: code,
+            stdout: String::new(),
+            stderr: stderr.into(),
+        };
+        assert!(is_stale(&answer(STALE, &format!("{STALE_MESSAGE}\n"))));
+        assert!(!is_stale(&answer(STALE, "env: cannot run\n")));
+        assert!(!is_stale(&answer(1, &format!("{STALE_MESSAGE}\n"))));
+    }
 
     #[test]
     fn words_survive_the_shell() {

@@ -300,16 +300,6 @@ pub async fn run_once(docker: &Docker, helper: &ContainerSpec, script: &str) -> 
     result
 }
 
-/// Writes one file into a container (created or running).
-pub async fn upload_file(
-    docker: &Docker,
-    container: &str,
-    path: &str,
-    contents: &[u8],
-) -> Result<()> {
-    upload_files(docker, container, &[(path.to_string(), contents.to_vec())]).await
-}
-
 /// Writes files (absolute paths) into a container in one archive.
 pub async fn upload_files(
     docker: &Docker,

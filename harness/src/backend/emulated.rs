@@ -420,7 +420,9 @@ impl Emulated {
         // Wait for the old BIRD's socket to stop answering (its process may stay a
         // zombie for a while), then start the new one.
         script += &format!(
-            "pkill -x bird || true\nwhile birdc -s {CONTROL_SOCKET} show status >/dev/null 2>&1; do sleep 0.05; done\ncd {CONFIG_DIR}\nbird -c bird.cfg -s {CONTROL_SOCKET}\n"
+            "pkill -x bird || true\ni=0\nwhile birdc -s {CONTROL_SOCKET} show status >/dev/null 2>&1; do\n\
+             i=$((i + 1)); [ $i -le 200 ] || {{ echo 'the old BIRD still answers 10 s after SIGTERM' >&2; exit 1; }}\n\
+             sleep 0.05\ndone\ncd {CONFIG_DIR}\nbird -c bird.cfg -s {CONTROL_SOCKET}\n"
         );
         // Felix of the new version reprograms the node's workload routes.
         let pods: Vec<&Pod> = self.pods.iter().filter(|p| p.node == node).collect();
@@ -470,7 +472,7 @@ impl Emulated {
             .enumerate()
             .map(|(i, (m, s))| (i, m.container.clone(), sh_c(s)))
             .collect();
-        let answers = self.run_all_located(&runnable).await;
+        let answers = self.run_all_located(&runnable, true).await;
         for ((m, _), answer) in scripts.iter().zip(answers) {
             self.succeeded(what, m, answer?)?;
         }
@@ -487,16 +489,18 @@ impl Emulated {
                 (i, m.container.clone(), argv)
             })
             .collect();
-        // Where the observer cannot run them, the courier runs as an exec of its own.
-        self.run_all_located(&runnable).await
+        // Without an observer, the courier runs as an exec of its own.
+        self.run_all_located(&runnable, false).await
     }
 
     /// Commands already located (`(slot, container, argv)`), in batches within
-    /// the script budget, all at once through the observer; an exec each where the
-    /// observer cannot run them. Answers in order.
+    /// the script budget, all at once through the observer; an exec each where there
+    /// is no observer, or where its shell failed and the commands may run again
+    /// (`rerunnable`: a daemon's start must not run twice). Answers in order.
     async fn run_all_located(
         &self,
         runnable: &[(usize, String, Vec<String>)],
+        rerunnable: bool,
     ) -> Vec<Result<ExecOutput>> {
         let size = |(_, _, argv): &(usize, String, Vec<String>)| -> usize {
             argv.iter().map(|a| a.len() + 3).sum()
@@ -512,15 +516,19 @@ impl Emulated {
             if let Some(observer) = &self.observer {
                 let mut results: Vec<Option<Result<ExecOutput>>> =
                     group.iter().map(|_| None).collect();
-                if self
-                    .batch_located(observer, &slots, &mut results)
-                    .await
-                    .is_ok()
-                {
-                    return results
-                        .into_iter()
-                        .map(|r| r.unwrap_or_else(|| Err(self.error("unanswered".into()))))
-                        .collect::<Vec<_>>();
+                match self.batch_located(observer, &slots, &mut results).await {
+                    Ok(()) => {
+                        return results
+                            .into_iter()
+                            .map(|r| r.unwrap_or_else(|| Err(self.error("unanswered".into()))))
+                            .collect::<Vec<_>>()
+                    }
+                    Err(e) if !rerunnable => {
+                        // Some may have run: say so rather than run them again.
+                        let why = format!("the observer failed while it ran this: {e}");
+                        return group.iter().map(|_| Err(self.error(why.clone()))).collect();
+                    }
+                    Err(_) => {}
                 }
             }
             let calls: Vec<BoxFuture<'_, Result<ExecOutput>>> = group
@@ -593,14 +601,11 @@ impl Emulated {
         let script = WiringPlan::new(&self.topology)
             .script(&pids)
             .map_err(|e| self.error(e))?;
-        // Through the observer's first shell (the engine's exec where it fails).
-        let answered = match &self.observer {
-            Some(observer) => observer.run(&script).await,
-            None => Err(self.error("no observer".into())),
-        };
-        let out = match answered {
-            Ok(out) => out,
-            Err(_) => {
+        // Through the observer's first shell; not again by an exec where it fails
+        // (some links may exist already).
+        let out = match &self.observer {
+            Some(observer) => observer.run(&script).await?,
+            None => {
                 let observer = observer_name(&self.lab);
                 docker::exec(&self.docker, &observer, &["sh", "-c", &script]).await?
             }
@@ -703,9 +708,7 @@ impl Emulated {
             let script = batch::script(&nonce, &batch);
             let out = observer.run(&script).await?;
             let outs = batch::split(&nonce, &out.stdout, batch.len());
-            let stale = outs
-                .iter()
-                .any(|o| o.as_ref().is_some_and(|o| o.exit_code == batch::STALE));
+            let stale = outs.iter().any(|o| o.as_ref().is_some_and(batch::is_stale));
             if stale && !refresh {
                 refresh = true;
                 continue;
@@ -720,7 +723,7 @@ impl Emulated {
     /// Runs `argv` in `container` (not wrapped for a target) as a batch of one, or
     /// as an exec of its own where the observer cannot run it.
     async fn run_located(&self, container: &str, argv: Vec<String>) -> Result<ExecOutput> {
-        self.run_all_located(&[(0, container.to_string(), argv)])
+        self.run_all_located(&[(0, container.to_string(), argv)], true)
             .await
             .pop()
             .unwrap_or_else(|| Err(self.error("unanswered".into())))
@@ -825,9 +828,11 @@ fn file_script(path: &str, text: &str) -> Result<String> {
         )));
     }
     let text = text.strip_suffix('\n').unwrap_or(text);
+    // Quoted: an applied file's path ends in the name the user gave it.
     Ok(format!(
-        "mkdir -p {}\ncat > {path} <<'{END}'\n{text}\n{END}\n",
-        parent(path)
+        "mkdir -p {}\ncat > {} <<'{END}'\n{text}\n{END}\n",
+        batch::quote(parent(path)),
+        batch::quote(path)
     ))
 }
 
@@ -952,7 +957,7 @@ fn answer_of(
     answer: Option<ExecOutput>,
 ) -> Result<ExecOutput> {
     match answer {
-        Some(o) if o.exit_code == batch::STALE => Err(Error::NotRunning {
+        Some(o) if batch::is_stale(&o) => Err(Error::NotRunning {
             container: container.to_string(),
             state: "not running (its process is gone)",
         }),
@@ -997,7 +1002,7 @@ impl Backend for Emulated {
                 Err(e) => results[i] = Some(Err(e)),
             }
         }
-        let answers = self.run_all_located(&located).await;
+        let answers = self.run_all_located(&located, true).await;
         for ((i, _, _), answer) in located.iter().zip(answers) {
             results[*i] = Some(answer);
         }
@@ -1204,7 +1209,7 @@ impl Backend for Emulated {
                 )
             })
             .collect();
-        let outs = self.run_all_located(&reads).await;
+        let outs = self.run_all_located(&reads, true).await;
         for ((name, path), out) in files.iter().zip(outs) {
             crate::artifacts::write_output(dir, name, &format!("cat {path}"), out)?;
         }

@@ -7,8 +7,9 @@
 /// Where a member's runner keeps its FIFOs, scripts and answers.
 pub const RUNNER_DIR: &str = "/run/calico-lab/runner";
 
-/// The exit code of a courier that found no runner in its member.
-pub const NO_RUNNER: i64 = 125;
+/// The exit code of a courier that found no runner in its member (distinct from
+/// the batch's own codes, `batch::STALE` among them).
+pub const NO_RUNNER: i64 = 86;
 
 /// The member's main process: waits for a request id on `go`, runs `<id>.sh` with
 /// its output in `<id>.out` and `<id>.err`, and answers `<id> <code>` on `done`.
@@ -16,6 +17,7 @@ pub const NO_RUNNER: i64 = 125;
 pub fn main_process(dir: &str) -> String {
     format!(
         "d={dir}\n\
+         trap '' PIPE\n\
          mkdir -p \"$d\" || exit 1\n\
          for f in go done; do [ -p \"$d/$f\" ] || mkfifo \"$d/$f\" || exit 1; done\n\
          while :; do\n\
@@ -35,6 +37,7 @@ pub fn main_process(dir: &str) -> String {
 pub fn courier(dir: &str, id: &str, script: &str) -> Vec<String> {
     let body = format!(
         "d={dir}; id=$1\n\
+         case $id in ''|*[!0-9a-z]*) echo \"bad request id '$id'\" >&2; exit 2;; esac\n\
          i=0\n\
          until [ -p \"$d/go\" ] && [ -p \"$d/done\" ]; do\n\
          i=$((i + 1))\n\
@@ -162,13 +165,17 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 
-    /// A member without a runner is said so, not waited on forever.
+    /// A member without a runner is said so, not waited on forever; a request id
+    /// the runner would drop is refused before it is sent.
     #[test]
-    fn no_runner_is_an_error() {
+    fn no_runner_and_a_bad_id_are_errors() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("none").to_str().unwrap().to_string();
         let (code, _, err) = hand(&dir, "x1", "echo never");
         assert_eq!(i64::from(code), NO_RUNNER);
         assert!(err.contains("no runner"), "{err}");
+        let (code, _, err) = hand(&dir, "X; rm -rf /", "echo never");
+        assert_eq!(code, 2);
+        assert!(err.contains("bad request id"), "{err}");
     }
 }

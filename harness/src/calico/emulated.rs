@@ -171,7 +171,7 @@ pub fn pod_script(pods: &[&Pod], metric: Option<u32>) -> String {
             .collect();
         let _ = write!(
             s,
-            "nsenter --net=/run/netns/{n} sh -c '{}; exec ip -batch -' <<'EOF'\n\
+            "nsenter --net=/run/netns/{n} sh -c 'set -e; {}; exec ip -batch -' <<'EOF'\n\
              link set lo up\n\
              link set eth0 up\n\
              addr add {ip}/32 dev eth0\n\
