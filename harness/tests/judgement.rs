@@ -95,18 +95,7 @@ async fn a_node_session_not_established_is_no_session_on_that_node() {
         healthy(),
         Target::CalicoNode(NODE.into()),
         SHOW_PROTOCOLS,
-        |text| {
-            // Every session line, whenever it was recorded: `up <since> Established`.
-            text.lines()
-                .map(|l| match l.contains("Established") {
-                    true => l
-                        .replacen("up     ", "start  ", 1)
-                        .replace("Established", "Active"),
-                    false => l.to_string(),
-                })
-                .map(|l| l + "\n")
-                .collect()
-        },
+        sessions_down,
     );
     let outcome = run(broken, "bgp_neighbors_match_topology").await;
     match failure(&outcome) {
@@ -255,6 +244,20 @@ async fn routes_that_cannot_be_read_fail_routes() {
     );
 }
 
+/// `show protocols` with every BGP session down: each `up <since> Established`
+/// line, whenever it was recorded, reads `start <since> Active`.
+fn sessions_down(text: &str) -> String {
+    text.lines()
+        .map(|l| match l.contains("Established") {
+            true => l
+                .replacen("up     ", "start  ", 1)
+                .replace("Established", "Active"),
+            false => l.to_string(),
+        })
+        .map(|l| l + "\n")
+        .collect()
+}
+
 /// The command `observe::ping` runs from one pod to another.
 fn ping_command(to: &str) -> String {
     format!("ping -c 3 -i 0.05 -W 1 {to}")
@@ -397,18 +400,7 @@ async fn a_data_path_failure_is_explained_by_the_broken_control_plane() {
         broken,
         Target::CalicoNode(NODE.into()),
         SHOW_PROTOCOLS,
-        |text| {
-            // Every session line, whenever it was recorded: `up <since> Established`.
-            text.lines()
-                .map(|l| match l.contains("Established") {
-                    true => l
-                        .replacen("up     ", "start  ", 1)
-                        .replace("Established", "Active"),
-                    false => l.to_string(),
-                })
-                .map(|l| l + "\n")
-                .collect()
-        },
+        sessions_down,
     );
     let outcome = run(broken, "same_host_ping").await;
     assert!(
