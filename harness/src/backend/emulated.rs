@@ -337,7 +337,8 @@ impl Emulated {
                 Ok((m, script))
             })
             .collect::<Result<Vec<_>>>()?;
-        self.checked("starting FRR", &routers).await?;
+        self.checked("starting FRR", &routers, Runs::ByMember)
+            .await?;
         for (m, _) in &routers {
             progress.member("FRR started", &m.device);
         }
@@ -347,7 +348,7 @@ impl Emulated {
             .filter(|m| m.role == MemberRole::Node)
             .map(|m| Ok((m, self.start_node_script(m, &files[&m.device])?)))
             .collect::<Result<Vec<_>>>()?;
-        self.checked("starting BIRD and wiring pods", &nodes)
+        self.checked("starting BIRD and wiring pods", &nodes, Runs::ByMember)
             .await?;
         for (m, _) in &nodes {
             progress.member("BIRD and pods started", &m.device);
@@ -449,30 +450,31 @@ impl Emulated {
             return Ok(());
         }
         let fabric = self.member(FABRIC_DEVICE)?;
-        self.checked_in("recording calico-node versions", &[(fabric, script)])
-            .await
+        self.checked(
+            "recording calico-node versions",
+            &[(fabric, script)],
+            Runs::Entered,
+        )
+        .await
     }
 
-    /// Runs each script by its member's own main process (see [`runner`]): what it
-    /// starts is the member's. All at once through the observer (an exec each where
-    /// the observer cannot run them); fails with the first that did not exit 0.
-    async fn checked(&self, what: &str, scripts: &[(&Member, String)]) -> Result<()> {
-        let answers = self.run_scripts(scripts).await;
-        for ((m, _), answer) in scripts.iter().zip(answers) {
-            self.succeeded(what, m, answer?)?;
-        }
-        Ok(())
-    }
-
-    /// Runs each script in its member's namespaces through the observer (files,
-    /// nothing that stays running), failing with the first that did not exit 0.
-    async fn checked_in(&self, what: &str, scripts: &[(&Member, String)]) -> Result<()> {
-        let runnable: Vec<(usize, String, Vec<String>)> = scripts
-            .iter()
-            .enumerate()
-            .map(|(i, (m, s))| (i, m.container.clone(), sh_c(s)))
-            .collect();
-        let answers = self.run_all_located(&runnable, true).await;
+    /// Runs each script in its member, all at once through the observer (an exec
+    /// each where there is no observer), failing with the first that did not exit 0.
+    /// `Runs::ByMember`: by the member's own main process (see [`runner`]), so that
+    /// what it starts is the member's; `Runs::Entered`: in its namespaces (files,
+    /// nothing that stays running).
+    async fn checked(&self, what: &str, scripts: &[(&Member, String)], runs: Runs) -> Result<()> {
+        let answers = match runs {
+            Runs::ByMember => self.run_scripts(scripts).await,
+            Runs::Entered => {
+                let runnable: Vec<(usize, String, Vec<String>)> = scripts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (m, s))| (i, m.container.clone(), sh_c(s)))
+                    .collect();
+                self.run_all_located(&runnable, true).await
+            }
+        };
         for ((m, _), answer) in scripts.iter().zip(answers) {
             self.succeeded(what, m, answer?)?;
         }
@@ -796,6 +798,13 @@ fn observer_name(lab: &str) -> String {
     format!("{lab}-observer")
 }
 
+/// Where a checked script runs (see `Emulated::checked`).
+#[derive(Debug, Clone, Copy)]
+enum Runs {
+    ByMember,
+    Entered,
+}
+
 /// The script that writes a node's BIRD files where calico-node keeps them.
 fn bird_files_script(files: &BirdFiles) -> Result<String> {
     bird_paths(files)
@@ -1086,7 +1095,10 @@ impl Backend for Emulated {
             .map(|(node, files)| Ok((self.member(node)?, bird_files_script(files)?)))
             .collect::<Result<Vec<_>>>()
         {
-            Ok(scripts) => self.checked_in("writing BIRD's files", &scripts).await,
+            Ok(scripts) => {
+                self.checked("writing BIRD's files", &scripts, Runs::Entered)
+                    .await
+            }
             Err(e) => Err(e),
         };
         let configure: Vec<String> = birdc(&["configure"])
@@ -1130,8 +1142,12 @@ impl Backend for Emulated {
         let path = format!("{APPLIED_DIR}/{:04}-{}-{base}", self.applied, edit.as_str());
         let fabric = self.member(FABRIC_DEVICE)?;
         let script = format!("set -e\n{}", file_script(&path, yaml)?);
-        self.checked_in("recording the applied file", &[(fabric, script)])
-            .await?;
+        self.checked(
+            "recording the applied file",
+            &[(fabric, script)],
+            Runs::Entered,
+        )
+        .await?;
         Ok(nodes)
     }
 
