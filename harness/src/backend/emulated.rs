@@ -467,12 +467,11 @@ impl Emulated {
         let answers = match runs {
             Runs::ByMember => self.run_scripts(scripts).await,
             Runs::Entered => {
-                let runnable: Vec<(usize, String, Vec<String>)> = scripts
+                let located: Vec<(String, Vec<String>)> = scripts
                     .iter()
-                    .enumerate()
-                    .map(|(i, (m, s))| (i, m.container.clone(), sh_c(s)))
+                    .map(|(m, s)| (m.container.clone(), sh_c(s)))
                     .collect();
-                self.run_all_located(&runnable, true).await
+                self.run_all_located(&located, true).await
             }
         };
         for ((m, _), answer) in scripts.iter().zip(answers) {
@@ -483,37 +482,35 @@ impl Emulated {
 
     /// Each script handed to its member's runner.
     async fn run_scripts(&self, scripts: &[(&Member, String)]) -> Vec<Result<ExecOutput>> {
-        let runnable: Vec<(usize, String, Vec<String>)> = scripts
+        let located: Vec<(String, Vec<String>)> = scripts
             .iter()
-            .enumerate()
-            .map(|(i, (m, s))| {
+            .map(|(m, s)| {
                 let argv = runner::courier(RUNNER_DIR, &batch::nonce(), s);
-                (i, m.container.clone(), argv)
+                (m.container.clone(), argv)
             })
             .collect();
         // Without an observer, the courier runs as an exec of its own.
-        self.run_all_located(&runnable, false).await
+        self.run_all_located(&located, false).await
     }
 
-    /// Commands already located (`(slot, container, argv)`), in batches within
+    /// Commands already located (`(container, argv)`), in batches within
     /// the script budget, all at once through the observer; an exec each where there
     /// is no observer, or where its shell failed and the commands may run again
     /// (`rerunnable`: a daemon's start must not run twice). Answers in order.
     async fn run_all_located(
         &self,
-        runnable: &[(usize, String, Vec<String>)],
+        located: &[(String, Vec<String>)],
         rerunnable: bool,
     ) -> Vec<Result<ExecOutput>> {
-        let size = |(_, _, argv): &(usize, String, Vec<String>)| -> usize {
-            argv.iter().map(|a| a.len() + 3).sum()
-        };
-        let groups = batch::groups(runnable, size, batch::SCRIPT_BUDGET);
+        let size =
+            |(_, argv): &(String, Vec<String>)| -> usize { argv.iter().map(|a| a.len() + 3).sum() };
+        let groups = batch::groups(located, size, batch::SCRIPT_BUDGET);
         let answers = futures_util::future::join_all(groups.into_iter().map(|g| async move {
-            let group = &runnable[g];
+            let group = &located[g];
             let slots: Vec<(usize, String, Vec<String>)> = group
                 .iter()
                 .enumerate()
-                .map(|(i, (_, c, argv))| (i, c.clone(), argv.clone()))
+                .map(|(i, (c, argv))| (i, c.clone(), argv.clone()))
                 .collect();
             if let Some(observer) = &self.observer {
                 let mut results: Vec<Option<Result<ExecOutput>>> =
@@ -535,14 +532,12 @@ impl Emulated {
             }
             let calls: Vec<BoxFuture<'_, Result<ExecOutput>>> = group
                 .iter()
-                .map(
-                    |(_, container, argv)| -> BoxFuture<'_, Result<ExecOutput>> {
-                        Box::pin(async move {
-                            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-                            docker::exec(&self.docker, container, &argv).await
-                        })
-                    },
-                )
+                .map(|(container, argv)| -> BoxFuture<'_, Result<ExecOutput>> {
+                    Box::pin(async move {
+                        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+                        docker::exec(&self.docker, container, &argv).await
+                    })
+                })
                 .collect();
             all_in_order(calls).await
         }))
@@ -674,17 +669,19 @@ impl Emulated {
         runnable: &[(usize, String, Vec<String>)],
         results: &mut [Option<Result<ExecOutput>>],
     ) -> Result<()> {
-        let containers: std::collections::BTreeSet<&String> =
-            runnable.iter().map(|(_, c, _)| c).collect();
+        let mut pending: Vec<&(usize, String, Vec<String>)> = runnable.iter().collect();
         let mut refresh = false;
-        loop {
+        while !pending.is_empty() {
+            let containers: std::collections::BTreeSet<&String> =
+                pending.iter().map(|(_, c, _)| c).collect();
             let (pids, unreadable) = self.member_pids(&containers, refresh).await;
             let mut batch = Vec::new();
             let mut slots = Vec::new();
-            for (i, container, argv) in runnable {
+            for command in pending {
+                let (i, container, argv) = command;
                 match pids.get(container) {
                     Some(&pid) => {
-                        slots.push((*i, container));
+                        slots.push(command);
                         batch.push(batch::Command {
                             pid,
                             hostname: self.hostname_of(container),
@@ -710,22 +707,25 @@ impl Emulated {
             let script = batch::script(&nonce, &batch);
             let out = observer.run(&script).await?;
             let outs = batch::split(&nonce, &out.stdout, batch.len());
-            let stale = outs.iter().any(|o| o.as_ref().is_some_and(batch::is_stale));
-            if stale && !refresh {
-                refresh = true;
-                continue;
+            // A stale member's command did not run: only those go again, once, with
+            // their pids read anew (the others must not run twice).
+            pending = Vec::new();
+            for (command, output) in slots.into_iter().zip(outs) {
+                if !refresh && output.as_ref().is_some_and(batch::is_stale) {
+                    pending.push(command);
+                } else {
+                    results[command.0] = Some(answer_of(&self.lab, &command.1, &out, output));
+                }
             }
-            for ((slot, container), output) in slots.into_iter().zip(outs) {
-                results[slot] = Some(answer_of(&self.lab, container, &out, output));
-            }
-            return Ok(());
+            refresh = true;
         }
+        Ok(())
     }
 
     /// Runs `argv` in `container` (not wrapped for a target) as a batch of one, or
     /// as an exec of its own where the observer cannot run it.
     async fn run_located(&self, container: &str, argv: Vec<String>) -> Result<ExecOutput> {
-        self.run_all_located(&[(0, container.to_string(), argv)], true)
+        self.run_all_located(&[(container.to_string(), argv)], true)
             .await
             .pop()
             .unwrap_or_else(|| Err(self.error("unanswered".into())))
@@ -1003,17 +1003,20 @@ impl Backend for Emulated {
 
     async fn exec_all(&self, commands: &[(Target, Vec<String>)]) -> Vec<Result<ExecOutput>> {
         let mut results: Vec<Option<Result<ExecOutput>>> = commands.iter().map(|_| None).collect();
-        let mut located = Vec::new();
+        let (mut slots, mut located) = (Vec::new(), Vec::new());
         for (i, (target, cmd)) in commands.iter().enumerate() {
             let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
             match self.locate(target, &cmd) {
-                Ok((container, argv)) => located.push((i, container, argv)),
+                Ok(found) => {
+                    slots.push(i);
+                    located.push(found);
+                }
                 Err(e) => results[i] = Some(Err(e)),
             }
         }
         let answers = self.run_all_located(&located, true).await;
-        for ((i, _, _), answer) in located.iter().zip(answers) {
-            results[*i] = Some(answer);
+        for (i, answer) in slots.into_iter().zip(answers) {
+            results[i] = Some(answer);
         }
         results
             .into_iter()
@@ -1214,12 +1217,10 @@ impl Backend for Emulated {
             ],
             MemberRole::Fabric => &[],
         };
-        let reads: Vec<(usize, String, Vec<String>)> = files
+        let reads: Vec<(String, Vec<String>)> = files
             .iter()
-            .enumerate()
-            .map(|(i, (_, path))| {
+            .map(|(_, path)| {
                 (
-                    i,
                     member.container.clone(),
                     vec!["cat".into(), path.to_string()],
                 )

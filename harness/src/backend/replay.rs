@@ -174,6 +174,15 @@ impl Recorder {
         }
     }
 
+    /// Keeps what `cmd` on `target` answered.
+    fn record(&self, target: &Target, cmd: &[&str], out: &Result<ExecOutput>) {
+        let key = command_key(cmd);
+        let text = crate::artifacts::record(&key, out);
+        if let Ok(mut records) = self.records.lock() {
+            records.insert((target.name().to_string(), key), text);
+        }
+    }
+
     /// Writes every record so far to `<dir>/<device or pod>/<command>.txt`.
     pub fn save(&self) -> Result<()> {
         let dir = &self.dir;
@@ -307,33 +316,21 @@ impl Backend for Recorder {
 
     async fn exec(&self, target: &Target, cmd: &[&str]) -> Result<ExecOutput> {
         let out = self.inner.exec(target, cmd).await;
-        let key = command_key(cmd);
-        let text = crate::artifacts::record(&key, &out);
-        if let Ok(mut records) = self.records.lock() {
-            records.insert((target.name().to_string(), key), text);
-        }
+        self.record(target, cmd, &out);
         out
     }
 
     async fn start_in(&self, target: &Target, script: &str) -> Result<ExecOutput> {
         let out = self.inner.start_in(target, script).await;
-        let key = command_key(&["sh", "-c", script]);
-        let text = crate::artifacts::record(&key, &out);
-        if let Ok(mut records) = self.records.lock() {
-            records.insert((target.name().to_string(), key), text);
-        }
+        self.record(target, &["sh", "-c", script], &out);
         out
     }
 
     async fn exec_all(&self, commands: &[(Target, Vec<String>)]) -> Vec<Result<ExecOutput>> {
         let outs = self.inner.exec_all(commands).await;
-        if let Ok(mut records) = self.records.lock() {
-            for ((target, cmd), out) in commands.iter().zip(&outs) {
-                let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-                let key = command_key(&cmd);
-                let text = crate::artifacts::record(&key, out);
-                records.insert((target.name().to_string(), key), text);
-            }
+        for ((target, cmd), out) in commands.iter().zip(&outs) {
+            let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+            self.record(target, &cmd, out);
         }
         outs
     }
